@@ -1,0 +1,57 @@
+"""Settings saved beside a model folder (``xinwen.json``) that decide how text reaches it.
+
+The training config's ``text`` section is this same dataclass, so train and serve cannot drift.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Literal
+
+SETTINGS_FILE = "xinwen.json"
+
+
+@dataclass
+class TextSettings:
+    max_length: int = 160
+    # Text beyond max_length: "head" cuts, "head_tail" keeps start and end (Sun et al. 2019),
+    # "chunks" scores overlapping windows (each led by the title) and averages probabilities.
+    long_text: Literal["head", "head_tail", "chunks"] = "head_tail"
+    tail_fraction: float = 0.25
+    chunk_stride: int = 32
+    max_chunks: int = 8
+    # e5 was trained with "query: " for symmetric tasks such as classification.
+    prefix: str = "query: "
+
+    def __post_init__(self):
+        if not 16 <= self.max_length <= 4096:
+            raise ValueError(f"text.max_length: expected 16..4096, got {self.max_length}")
+        if not 0.0 <= self.tail_fraction < 1.0:
+            raise ValueError(f"text.tail_fraction: expected 0 <= x < 1, got {self.tail_fraction}")
+        if self.long_text not in ("head", "head_tail", "chunks"):
+            raise ValueError(f"text.long_text: expected head, head_tail or chunks, got {self.long_text!r}")
+
+
+@dataclass
+class ClassifierSettings:
+    task: str = "topic"
+    text: TextSettings = field(default_factory=TextSettings)
+    # Temperature fitted on dev after training (Guo et al. 2017); probabilities = softmax(z / T).
+    temperature: float = 1.0
+    fallback_label: str = "other"
+    threshold: float = 0.0
+
+    def save(self, folder: str | Path) -> None:
+        Path(folder, SETTINGS_FILE).write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "ClassifierSettings":
+        path = Path(folder, SETTINGS_FILE)
+        if not path.is_file():  # a plain HF classifier folder: use neutral defaults
+            return cls(text=TextSettings(prefix=""))
+        data = json.loads(path.read_text())
+        text = TextSettings(**{k: v for k, v in data.pop("text", {}).items()
+                               if k in {f.name for f in fields(TextSettings)}})
+        known = {f.name for f in fields(cls)}
+        return cls(text=text, **{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,117 @@
+"""The ``xinwen`` command: train, eval, score, export, prepare-encoder."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+logger = logging.getLogger("xinwen")
+
+
+def _offline_defaults() -> None:
+    # Metrics and data are local; never let evaluate/datasets wait on the hub or ping counters.
+    os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
+    os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _cmd_train(args) -> int:
+    from .config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    if cfg.task == "topic":
+        from .topic import train_topic
+        from .topic_eval import evaluate_topic_folder
+
+        train_topic(cfg)
+        if not args.no_eval:
+            evaluate_topic_folder(cfg.train.output_dir, data=None, baseline=True)
+    else:
+        from .headline import train_headline
+
+        train_headline(cfg)
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from ..inference.settings import ClassifierSettings
+
+    task = ClassifierSettings.load(args.model_dir).task if not _is_headline(args.model_dir) else "headline"
+    if task == "headline":
+        from .headline_eval import evaluate_headline_folder
+
+        evaluate_headline_folder(args.model_dir, data=args.data, output=args.output)
+    else:
+        from .topic_eval import evaluate_topic_folder
+
+        evaluate_topic_folder(args.model_dir, data=args.data, output=args.output, baseline=not args.no_baseline)
+    return 0
+
+
+def _is_headline(folder: str) -> bool:
+    import json
+    from pathlib import Path
+
+    p = Path(folder, "xinwen.json")
+    return p.is_file() and json.loads(p.read_text()).get("task") == "headline"
+
+
+def _cmd_prepare(args) -> int:
+    from ..inference.builtin_encoder import prepare_builtin_encoder
+
+    print(prepare_builtin_encoder(force=args.force))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xinwen", description="Chinese news topics and headlines")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train from a YAML config (+ key=value overrides)")
+    p.add_argument("config")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.epochs=2")
+    p.add_argument("--no-eval", action="store_true", help="skip the evaluation report after training")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a trained folder, beside a baseline")
+    p.add_argument("model_dir")
+    p.add_argument("--data", default=None, help="file (JSONL/CSV/Parquet) or builtin name; default: the dev split")
+    p.add_argument("--output", default=None, help="report folder (default: MODEL_DIR/eval)")
+    p.add_argument("--no-baseline", action="store_true")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("prepare-encoder", help="convert the offline e5 encoder (runs on first use anyway)")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=_cmd_prepare)
+
+    try:
+        from ..inference.score_cli import add_score_parsers
+    except ImportError:  # scoring module not present in a partial install
+        pass
+    else:
+        add_score_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _offline_defaults()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("httpx", "urllib3", "filelock", "datasets", "accelerate"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from .config_loading import ConfigError
+    from .data_files import DataError
+
+    try:
+        return args.func(args)
+    except (ConfigError, DataError, FileNotFoundError) as err:
+        logger.error("%s", err)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

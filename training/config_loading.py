@@ -1,0 +1,170 @@
+"""YAML + dotted ``key=value`` overrides -> typed, validated config dataclasses.
+
+Every problem (unknown key, wrong type, bad value) is collected and reported at once, naming the
+key, what was expected and what was given, before any model or dataset is loaded.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """All problems found in a config, one per line."""
+
+    def __init__(self, problems: list[str], source: str = "config"):
+        self.problems = problems
+        super().__init__(f"{source} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``["train.lr=3e-5", "data.labels=[a,b]"]`` -> nested dict; values parsed as YAML."""
+    nested: dict[str, Any] = {}
+    problems = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(f"override {item!r}: expected KEY=VALUE, e.g. train.epochs=3")
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as err:
+            problems.append(f"override {item!r}: value is not valid YAML ({err.problem})")
+            continue
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                problems.append(f"override {item!r}: {part!r} is set both as a value and a section")
+                break
+        else:
+            node[parts[-1]] = value
+    if problems:
+        raise ConfigError(problems, "command-line overrides")
+    return nested
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([f"config file {str(path)!r} does not exist"], str(path))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError([f"not valid YAML: {err}"], str(path)) from err
+    if not isinstance(data, dict):
+        raise ConfigError([f"top level must be a mapping of sections, got {type(data).__name__}"], str(path))
+    return data
+
+
+def build_dataclass(cls, data: dict, problems: list[str], prefix: str = ""):
+    """Instantiate ``cls`` from ``data``; append every problem to ``problems``."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    for key in unknown:
+        problems.append(
+            f"unknown key {prefix + key!r}; valid keys in {prefix.rstrip('.') or 'the top level'}: "
+            f"{', '.join(sorted(fields))}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        if name in fields:
+            ok, converted = _coerce(hints[name], value, prefix + name, problems)
+            if ok:
+                kwargs[name] = converted
+    try:
+        obj = cls(**kwargs)
+    except (ValueError, TypeError) as err:
+        problems.append(str(err))
+        return None
+    return obj
+
+
+def _coerce(tp, value, key: str, problems: list[str]):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            problems.append(f"{key}: expected a section (mapping), got {value!r}")
+            return False, None
+        obj = build_dataclass(tp, value, problems, key + ".")
+        return obj is not None, obj
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return True, None
+        inner = [a for a in args if a is not type(None)]
+        sub: list[str] = []
+        for a in inner:
+            sub.clear()
+            ok, converted = _coerce(a, value, key, sub)
+            if ok and not sub:
+                return True, converted
+        problems.extend(sub or [f"{key}: expected {tp}, got {value!r}"])
+        return False, None
+    if origin is Literal:
+        if value in args:
+            return True, value
+        problems.append(f"{key}: expected one of {list(args)}, got {value!r}")
+        return False, None
+    if origin in (list, tuple):
+        if isinstance(value, str) and args and args[0] is str:
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            problems.append(f"{key}: expected a list, got {value!r}")
+            return False, None
+        items = []
+        for i, v in enumerate(value):
+            ok, c = _coerce(args[0] if args else Any, v, f"{key}[{i}]", problems)
+            if not ok:
+                return False, None
+            items.append(c)
+        return True, (tuple(items) if origin is tuple else items)
+    if origin is dict:
+        if not isinstance(value, dict):
+            problems.append(f"{key}: expected a mapping, got {value!r}")
+            return False, None
+        return True, dict(value)
+    if tp is Any:
+        return True, value
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return True, float(value)
+    if tp is float and isinstance(value, str):
+        try:  # YAML reads "3e-5" as a string
+            return True, float(value)
+        except ValueError:
+            pass
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return True, value
+    if tp is bool and isinstance(value, bool):
+        return True, value
+    if tp is str and isinstance(value, str):
+        return True, value
+    if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return True, str(value)
+    problems.append(f"{key}: expected {getattr(tp, '__name__', tp)}, got {value!r} ({type(value).__name__})")
+    return False, None
+
+
+def to_dict(obj) -> dict:
+    return dataclasses.asdict(obj)
+
+
+def save_yaml(obj, path: Path) -> None:
+    path.write_text(yaml.safe_dump(to_dict(obj), allow_unicode=True, sort_keys=False), encoding="utf-8")

@@ -1,0 +1,207 @@
+"""`xinwen train` for the topic task: fine-tune an encoder, calibrate, save a pipeline-ready folder."""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..inference.classifier import NewsClassifier, encode_for_classifier, pad_batch
+from ..inference.loading import check_model_source
+from ..inference.settings import ClassifierSettings, TextSettings
+from ..inference.text import as_article, classifier_text
+from .classification_metrics import classification_report, expected_calibration_error, fit_temperature
+from .config import TopicConfig
+from .config_loading import save_yaml
+from .loop import make_accelerator, train_loop
+from .topic_data import load_topic_splits
+from .vocab_pruning import prune_vocabulary
+
+logger = logging.getLogger(__name__)
+
+
+def _freeze(model, n_layers: int, embeddings: bool) -> None:
+    base = model.base_model
+    layers = getattr(getattr(base, "encoder", None), "layer", None)
+    if embeddings and hasattr(base, "embeddings"):
+        base.embeddings.requires_grad_(False)
+    if n_layers:
+        if layers is None:
+            logger.warning("model.freeze_layers ignored: %s has no encoder.layer list", type(base).__name__)
+            return
+        for layer in layers[:n_layers]:
+            layer.requires_grad_(False)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    logger.info("trainable parameters: %.1fM of %.1fM", trainable / 1e6,
+                sum(p.numel() for p in model.parameters()) / 1e6)
+
+
+def _class_weights(labels: list[int], n: int, mode: str) -> torch.Tensor | None:
+    if mode == "none":
+        return None
+    counts = np.bincount(labels, minlength=n).astype(np.float64) + 1.0
+    w = (1.0 / np.sqrt(counts)) if mode == "sqrt_inverse" else (1.0 / counts)
+    return torch.tensor(w / w.mean(), dtype=torch.float32)
+
+
+class EpochBatches:
+    """All topic items + a fresh sample of the fallback class each epoch, in length buckets.
+
+    Deterministic in (seed, epoch) so a resumed run replays exactly the same batches."""
+
+    def __init__(self, encoded: list[list[int]], labels: list[int], fallback: int, per_epoch: int,
+                 batch_size: int, seed: int, pad_id: int):
+        self.encoded, self.labels, self.fallback = encoded, labels, fallback
+        self.per_epoch, self.batch_size, self.seed, self.pad_id = per_epoch, batch_size, seed, pad_id
+
+    def indices(self, epoch: int) -> list[int]:
+        rng = random.Random(self.seed * 1000 + epoch)
+        rest = [i for i, y in enumerate(self.labels) if y != self.fallback]
+        pool = [i for i, y in enumerate(self.labels) if y == self.fallback]
+        if self.per_epoch and len(pool) > self.per_epoch:
+            pool = rng.sample(pool, self.per_epoch)
+        chosen = rest + pool
+        rng.shuffle(chosen)
+        return chosen
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        rng = random.Random(self.seed * 1000 + epoch + 1)
+        chosen = self.indices(epoch)
+        window = self.batch_size * 32  # sort within windows: little padding, still shuffled
+        batches = []
+        for s in range(0, len(chosen), window):
+            block = sorted(chosen[s : s + window], key=lambda i: len(self.encoded[i]))
+            batches += [block[k : k + self.batch_size] for k in range(0, len(block), self.batch_size)]
+        rng.shuffle(batches)
+        return batches
+
+    def loader(self, epoch: int) -> DataLoader:
+        def collate(idx):
+            batch = pad_batch([self.encoded[i] for i in idx], self.pad_id)
+            batch["labels"] = torch.tensor([self.labels[i] for i in idx])
+            return batch
+
+        return DataLoader(self.batches(epoch), batch_size=None, collate_fn=collate)
+
+
+def _dev_logits(clf: NewsClassifier, records: list[dict], batch_size: int) -> torch.Tensor:
+    """Per-article log of chunk-averaged uncalibrated probabilities (the logits at T=1)."""
+    settings_t = clf.settings.temperature
+    clf.settings.temperature = 1.0
+    try:
+        probs = clf.probabilities([as_article(r) for r in records], batch_size=batch_size)
+    finally:
+        clf.settings.temperature = settings_t
+    return probs.clamp_min(1e-9).log()
+
+
+def train_topic(cfg: TopicConfig) -> dict:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    t0 = time.time()
+    out = Path(cfg.train.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_yaml(cfg, out / "config.yaml")
+    train_recs, dev_recs = load_topic_splits(cfg)
+    labels = list(cfg.data.labels)
+    label2id = {lab: i for i, lab in enumerate(labels)}
+
+    source = check_model_source(cfg.model.name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.model.trust_remote_code)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id,
+        trust_remote_code=cfg.model.trust_remote_code,
+    )
+    train_articles = [as_article(r, i) for i, r in enumerate(train_recs)]
+    if cfg.model.prune_vocab:
+        texts = [classifier_text(a, cfg.text.prefix) for a in train_articles]
+        model, tokenizer = prune_vocabulary(model, tokenizer, texts)
+    tokenizer.model_max_length = cfg.text.max_length
+    _freeze(model, cfg.model.freeze_layers, cfg.model.freeze_embeddings)
+
+    # Training reads one window per article; "chunks" applies at prediction time.
+    train_text = TextSettings(**{**cfg.text.__dict__, "long_text": "head" if cfg.text.long_text == "head" else "head_tail"})
+    encoded = [ids for _, ids in encode_for_classifier(tokenizer, train_articles, train_text)]
+    y = [label2id[r["label"]] for r in train_recs]
+    fallback = label2id[cfg.data.fallback_label]
+    batches = EpochBatches(encoded, y, fallback, cfg.data.fallback_per_epoch, cfg.train.batch_size,
+                           cfg.train.seed, tokenizer.pad_token_id or 0)
+    expected = Counter(y[i] for i in batches.indices(0))
+    weights = _class_weights([k for k, c in expected.items() for _ in range(c)], len(labels), cfg.train.class_weighting)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.train.label_smoothing)
+
+    head_names = ("classifier", "pooler", "score")
+    body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(head_names) and ".pooler." not in n]
+    head = [p for n, p in model.named_parameters() if p.requires_grad and (n.startswith(head_names) or ".pooler." in n)]
+    groups = [{"params": body, "lr": cfg.train.lr}, {"params": head, "lr": cfg.train.head_lr}]
+
+    settings = ClassifierSettings(text=cfg.text, fallback_label=cfg.data.fallback_label, threshold=cfg.threshold)
+    gold_dev = [r["label"] for r in dev_recs]
+
+    def evaluate(m) -> dict:
+        m.eval()
+        clf = NewsClassifier(m, tokenizer, settings, next(m.parameters()).device)
+        pred = [p.label for p in clf.predict([{"title": r["title"], "body": r["body"]} for r in dev_recs],
+                                             threshold=0.0, batch_size=cfg.train.eval_batch_size)]
+        rep = classification_report(gold_dev, pred, labels)
+        m.train()
+        _set_frozen_eval(m, cfg.model.freeze_layers)
+        return {"score": rep["macro_f1"], "macro_f1": rep["macro_f1"], "accuracy": rep["accuracy"]}
+
+    def compute_loss(m, batch):
+        target = batch.pop("labels")
+        return loss_fn(m(**batch).logits.float(), target)
+
+    accelerator = make_accelerator(cfg.train)
+    if loss_fn.weight is not None:
+        loss_fn.to(accelerator.device)
+    model.train()
+    _set_frozen_eval(model, cfg.model.freeze_layers)
+    state = train_loop(cfg.train, accelerator, model, groups, batches.loader, compute_loss, evaluate,
+                       steps_per_epoch=len(batches.batches(0)))
+
+    # Final model = best epoch's weights, calibrated on dev, saved apart from checkpoints.
+    best = AutoModelForSequenceClassification.from_pretrained(out / "checkpoints" / "best").eval()
+    clf = NewsClassifier(best, tokenizer, settings, torch.device("cpu"))
+    logits = _dev_logits(clf, dev_recs, cfg.train.eval_batch_size)
+    gold_idx = torch.tensor([label2id[g] for g in gold_dev])
+    temperature = fit_temperature(logits, gold_idx)
+    ece_before = expected_calibration_error(torch.softmax(logits, -1).numpy(), gold_idx.numpy())
+    ece_after = expected_calibration_error(torch.softmax(logits / temperature, -1).numpy(), gold_idx.numpy())
+    settings.temperature = temperature
+    pred = [labels[i] for i in logits.argmax(-1).tolist()]
+    dev_report = classification_report(gold_dev, pred, labels)
+
+    best.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    settings.save(out)
+    metrics = {
+        "dev": dev_report, "best_epoch": state.best_epoch, "history": state.history,
+        "temperature": temperature, "dev_ece_before_calibration": ece_before,
+        "dev_ece_after_calibration": ece_after, "train_records": len(train_recs),
+        "train_seconds": round(time.time() - t0, 1), "vocab_size": best.config.vocab_size,
+        "parameters": sum(p.numel() for p in best.parameters()),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
+    logger.info("saved %s: dev macro-F1 %.4f, accuracy %.4f, T=%.2f, ECE %.3f -> %.3f (%.0fs)", out,
+                dev_report["macro_f1"], dev_report["accuracy"], temperature, ece_before, ece_after,
+                time.time() - t0)
+    return metrics
+
+
+def _set_frozen_eval(model, n_layers: int) -> None:
+    """Frozen layers run without dropout: they are feature extractors, not being trained."""
+    layers = getattr(getattr(model.base_model, "encoder", None), "layer", None)
+    if layers is not None:
+        for layer in layers[:n_layers]:
+            layer.eval()
+    if hasattr(model.base_model, "embeddings") and not any(
+        p.requires_grad for p in model.base_model.embeddings.parameters()
+    ):
+        model.base_model.embeddings.eval()
