@@ -1,0 +1,152 @@
+"""`xinwen score` against a naive `transformers.pipeline` loop: same file, same model folder, one run.
+
+    nice -n 10 python bench/bench_score_speed.py --articles 300 --threads 2
+
+Baseline: ``pipeline("text-classification", model=DIR)`` called once per article on exactly the text
+``xinwen score`` prepares (``classifier_text(as_article(rec), prefix)``), truncated to the model's
+max length. Contender: the ``xinwen score`` command as a user runs it, end to end (process start
+and model load included), with ``--long-text head`` so both read the same tokens; label agreement is
+measured on that run. The int8 backend and the model's own long-text mode (e.g. chunks) are timed
+too and reported separately. Both sides use the same number of torch threads.
+
+Model: ``runs/topic`` when the trained classifier exists, else the e5-sized stand-in built by
+``bench/make_standin_classifier.py``. Results: bench/out/score_speed.json (and a table on stdout).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+logger = logging.getLogger("bench_score_speed")
+
+
+def pick_model(explicit: str | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    trained = ROOT / "runs" / "topic"
+    if (trained / "config.json").is_file():
+        return trained
+    standin = OUT / "standin_topic"
+    if not (standin / "config.json").is_file():
+        logger.info("no runs/topic; building the e5-sized stand-in (a few minutes)")
+        subprocess.run([sys.executable, str(ROOT / "bench" / "make_standin_classifier.py"), "--output", str(standin)],
+                       check=True)
+    return standin
+
+
+def write_articles(path: Path, n: int) -> list[dict]:
+    from xinwen.training.builtin_data import inews_topics, load_inews_split
+
+    records = [{"id": r["id"], "title": r["title"], "body": r["body"], "gold": r["label"]} for r in inews_topics("dev")]
+    if len(records) < n:  # unlabelled test-split texts when more than the 999 dev articles are asked for
+        titles, bodies = load_inews_split("test")
+        records += [{"id": f"test:{i}", "title": t, "body": b, "gold": None} for i, (t, b) in enumerate(zip(titles, bodies))]
+    from xinwen.inference.text import as_article
+
+    # Only articles `xinwen score` accepts (a body left after cleaning), so both sides score the
+    # same set; records it would reject are tested elsewhere.
+    records = [r for r in records if as_article(r).body][:n]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return records
+
+
+def naive_pipeline(model: Path, records: list[dict], threads: int) -> tuple[list[str], float]:
+    import torch
+    from transformers import pipeline
+
+    from xinwen.inference.settings import ClassifierSettings
+    from xinwen.inference.text import as_article, classifier_text
+
+    torch.set_num_threads(threads)
+    settings = ClassifierSettings.load(model)
+    pipe = pipeline("text-classification", model=str(model), device="cpu")
+    texts = [classifier_text(as_article(r), settings.text.prefix) for r in records]
+    pipe(texts[0], truncation=True, max_length=settings.text.max_length)  # warm-up, as a server would
+    started = time.perf_counter()
+    labels = [pipe(t, truncation=True, max_length=settings.text.max_length)[0]["label"] for t in texts]
+    return labels, time.perf_counter() - started
+
+
+def run_score(model: Path, data: Path, output: Path, threads: int, extra: list[str]) -> tuple[list[dict], float, str]:
+    cmd = [sys.executable, "-m", "xinwen.inference.score_cli", "score", "--classifier", str(model),
+           "--input", str(data), "--output", str(output), "--threads", str(threads), "--threshold", "0",
+           "--no-progress", "--overwrite", *extra]
+    started = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+    rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    return rows, seconds, done.stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--articles", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--skip", default="", help="comma-separated runs to skip: int8,native")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    OUT.mkdir(parents=True, exist_ok=True)
+    model = pick_model(args.model)
+    data = OUT / "speed_articles.jsonl"
+    records = write_articles(data, args.articles)
+    n = len(records)
+    logger.info("model %s, %d articles, %d threads", model, n, args.threads)
+
+    logger.info("naive pipeline loop ...")
+    pipe_labels, pipe_s = naive_pipeline(model, records, args.threads)
+    results = {"model": str(model), "articles": n, "threads": args.threads, "cpu": platform.processor() or platform.machine(),
+               "cores": os.cpu_count(), "pipeline": {"seconds": pipe_s, "articles_per_s": n / pipe_s}}
+    from xinwen.inference.settings import ClassifierSettings
+
+    native = ClassifierSettings.load(model).text.long_text
+    runs = {"score_head": ["--long-text", "head", "--backend", "torch"]}
+    skip = set(filter(None, args.skip.split(",")))
+    if "int8" not in skip:
+        runs["score_head_int8"] = ["--long-text", "head", "--backend", "int8"]
+    if "native" not in skip:
+        runs[f"score_{native}"] = ["--backend", "torch"]
+    for name, extra in runs.items():
+        logger.info("%s ...", name)
+        rows, seconds, stdout = run_score(model, data, OUT / f"speed_{name}.jsonl", args.threads,
+                                          extra + ["--batch-size", str(args.batch_size)])
+        by_id = {r["id"]: r["label"] for r in rows}
+        if len(by_id) != n:
+            raise RuntimeError(f"{name}: scored {len(by_id)} of {n} articles; see {OUT / f'speed_{name}.jsonl.rejects.jsonl'}")
+        labels = [by_id[r["id"]] for r in records]
+        gold = [r["gold"] for r in records]
+        results[name] = {
+            "seconds_end_to_end": seconds, "articles_per_s": n / seconds,
+            "speedup_vs_pipeline": (n / seconds) / (n / pipe_s),
+            "label_agreement_with_pipeline": sum(a == b for a, b in zip(labels, pipe_labels)) / n,
+            "gold_accuracy": (sum(a == g for a, g in zip(labels, gold) if g) / max(1, sum(1 for g in gold if g))),
+            "summary": stdout,
+        }
+    results["pipeline"]["gold_accuracy"] = (sum(a == r["gold"] for a, r in zip(pipe_labels, records) if r["gold"])
+                                            / max(1, sum(1 for r in records if r["gold"])))
+    (OUT / "score_speed.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+
+    print(f"\nmodel {model} | {n} articles | {args.threads} threads | {results['cpu']}\n")
+    print("| run | seconds | articles/s | speed-up | labels = pipeline | gold accuracy |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| naive pipeline loop | {pipe_s:.1f} | {n / pipe_s:.2f} | 1.00x | - | {results['pipeline']['gold_accuracy']:.3f} |")
+    for name in runs:
+        r = results[name]
+        print(f"| xinwen {name} | {r['seconds_end_to_end']:.1f} | {r['articles_per_s']:.2f} | "
+              f"{r['speedup_vs_pipeline']:.2f}x | {r['label_agreement_with_pipeline']:.2%} | {r['gold_accuracy']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
