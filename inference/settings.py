@@ -20,7 +20,8 @@ class TextSettings:
     long_text: Literal["head", "head_tail", "chunks"] = "head_tail"
     tail_fraction: float = 0.25
     chunk_stride: int = 32
-    max_chunks: int = 8
+    # 0 = as many windows as the article needs (nothing is cut); a cap bounds cost per article.
+    max_chunks: int = 0
     # e5 was trained with "query: " for symmetric tasks such as classification.
     prefix: str = "query: "
 

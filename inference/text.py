@@ -108,13 +108,13 @@ def head_tail_ids(ids: list[int], budget: int, tail_fraction: float) -> list[int
 
 
 def chunk_ids(ids: list[int], budget: int, stride: int, max_chunks: int) -> list[list[int]]:
-    """Overlapping windows of ``budget`` tokens covering the text (at most ``max_chunks``)."""
+    """Overlapping windows of ``budget`` tokens covering the text (at most ``max_chunks``; 0 = no cap)."""
     if len(ids) <= budget:
         return [ids]
     step = max(1, budget - stride)
     chunks = []
     for start in range(0, len(ids), step):
         chunks.append(ids[start : start + budget])
-        if start + budget >= len(ids) or len(chunks) == max_chunks:
+        if start + budget >= len(ids) or (max_chunks and len(chunks) == max_chunks):
             break
     return chunks

@@ -44,7 +44,7 @@ def fit_temperature(logits: torch.Tensor, gold_idx: torch.Tensor) -> float:
         return loss
 
     opt.step(closure)
-    return float(log_t.exp().clamp(0.05, 20.0))
+    return float(log_t.detach().exp().clamp(0.05, 20.0))
 
 
 def plot_confusion(report: dict, title: str, path) -> None:

@@ -24,9 +24,10 @@ def _cmd_train(args) -> int:
         from .topic import train_topic
         from .topic_eval import evaluate_topic_folder
 
-        train_topic(cfg)
+        metrics = train_topic(cfg)
         if not args.no_eval:
-            evaluate_topic_folder(cfg.train.output_dir, data=None, baseline=True)
+            evaluate_topic_folder(cfg.train.output_dir, data=None, baseline=True,
+                                  dev_probabilities=metrics.get("_dev_probabilities"))
     else:
         from .headline import train_headline
 

@@ -51,19 +51,21 @@ def _class_weights(labels: list[int], n: int, mode: str) -> torch.Tensor | None:
 
 
 class EpochBatches:
-    """All topic items + a fresh sample of the fallback class each epoch, in length buckets.
+    """All topic items (and all ``always`` items) + a fresh sample of the fallback class each
+    epoch, in length buckets.
 
     Deterministic in (seed, epoch) so a resumed run replays exactly the same batches."""
 
     def __init__(self, encoded: list[list[int]], labels: list[int], fallback: int, per_epoch: int,
-                 batch_size: int, seed: int, pad_id: int):
+                 batch_size: int, seed: int, pad_id: int, always: list[bool] | None = None):
         self.encoded, self.labels, self.fallback = encoded, labels, fallback
+        self.always = always or [False] * len(labels)
         self.per_epoch, self.batch_size, self.seed, self.pad_id = per_epoch, batch_size, seed, pad_id
 
     def indices(self, epoch: int) -> list[int]:
         rng = random.Random(self.seed * 1000 + epoch)
-        rest = [i for i, y in enumerate(self.labels) if y != self.fallback]
-        pool = [i for i, y in enumerate(self.labels) if y == self.fallback]
+        rest = [i for i, y in enumerate(self.labels) if y != self.fallback or self.always[i]]
+        pool = [i for i, y in enumerate(self.labels) if y == self.fallback and not self.always[i]]
         if self.per_epoch and len(pool) > self.per_epoch:
             pool = rng.sample(pool, self.per_epoch)
         chosen = rest + pool
@@ -90,17 +92,6 @@ class EpochBatches:
         return DataLoader(self.batches(epoch), batch_size=None, collate_fn=collate)
 
 
-def _dev_logits(clf: NewsClassifier, records: list[dict], batch_size: int) -> torch.Tensor:
-    """Per-article log of chunk-averaged uncalibrated probabilities (the logits at T=1)."""
-    settings_t = clf.settings.temperature
-    clf.settings.temperature = 1.0
-    try:
-        probs = clf.probabilities([as_article(r) for r in records], batch_size=batch_size)
-    finally:
-        clf.settings.temperature = settings_t
-    return probs.clamp_min(1e-9).log()
-
-
 def train_topic(cfg: TopicConfig) -> dict:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -114,9 +105,12 @@ def train_topic(cfg: TopicConfig) -> dict:
 
     source = check_model_source(cfg.model.name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.model.trust_remote_code)
+    extra_kwargs = {}
+    if cfg.model.attention_dropout is not None:
+        extra_kwargs["attention_probs_dropout_prob"] = cfg.model.attention_dropout
     model = AutoModelForSequenceClassification.from_pretrained(
         source, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id,
-        trust_remote_code=cfg.model.trust_remote_code,
+        trust_remote_code=cfg.model.trust_remote_code, **extra_kwargs,
     )
     train_articles = [as_article(r, i) for i, r in enumerate(train_recs)]
     if cfg.model.prune_vocab:
@@ -130,8 +124,9 @@ def train_topic(cfg: TopicConfig) -> dict:
     encoded = [ids for _, ids in encode_for_classifier(tokenizer, train_articles, train_text)]
     y = [label2id[r["label"]] for r in train_recs]
     fallback = label2id[cfg.data.fallback_label]
+    always = [str(r.get("id", "")).startswith("extra-") for r in train_recs]
     batches = EpochBatches(encoded, y, fallback, cfg.data.fallback_per_epoch, cfg.train.batch_size,
-                           cfg.train.seed, tokenizer.pad_token_id or 0)
+                           cfg.train.seed, tokenizer.pad_token_id or 0, always)
     expected = Counter(y[i] for i in batches.indices(0))
     weights = _class_weights([k for k, c in expected.items() for _ in range(c)], len(labels), cfg.train.class_weighting)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.train.label_smoothing)
@@ -144,12 +139,15 @@ def train_topic(cfg: TopicConfig) -> dict:
     settings = ClassifierSettings(text=cfg.text, fallback_label=cfg.data.fallback_label, threshold=cfg.threshold)
     gold_dev = [r["label"] for r in dev_recs]
 
+    dev_articles = [as_article(r, i) for i, r in enumerate(dev_recs)]
+    dev_probs_by_epoch: dict[int, torch.Tensor] = {}
+
     def evaluate(m) -> dict:
         m.eval()
         clf = NewsClassifier(m, tokenizer, settings, next(m.parameters()).device)
-        pred = [p.label for p in clf.predict([{"title": r["title"], "body": r["body"]} for r in dev_recs],
-                                             threshold=0.0, batch_size=cfg.train.eval_batch_size)]
-        rep = classification_report(gold_dev, pred, labels)
+        probs = clf.probabilities(dev_articles, batch_size=cfg.train.eval_batch_size)  # T = 1 here
+        dev_probs_by_epoch[len(dev_probs_by_epoch)] = probs
+        rep = classification_report(gold_dev, [labels[i] for i in probs.argmax(-1).tolist()], labels)
         m.train()
         _set_frozen_eval(m, cfg.model.freeze_layers)
         return {"score": rep["macro_f1"], "macro_f1": rep["macro_f1"], "accuracy": rep["accuracy"]}
@@ -169,7 +167,11 @@ def train_topic(cfg: TopicConfig) -> dict:
     # Final model = best epoch's weights, calibrated on dev, saved apart from checkpoints.
     best = AutoModelForSequenceClassification.from_pretrained(out / "checkpoints" / "best").eval()
     clf = NewsClassifier(best, tokenizer, settings, torch.device("cpu"))
-    logits = _dev_logits(clf, dev_recs, cfg.train.eval_batch_size)
+    # Reuse the best epoch's dev probabilities when this process computed them (no resume past it).
+    epochs_seen_here = state.epoch - len(dev_probs_by_epoch)
+    cached = dev_probs_by_epoch.get(state.best_epoch - 1 - epochs_seen_here)
+    probs = cached if cached is not None else clf.probabilities(dev_articles, batch_size=cfg.train.eval_batch_size)
+    logits = probs.clamp_min(1e-9).log()
     gold_idx = torch.tensor([label2id[g] for g in gold_dev])
     temperature = fit_temperature(logits, gold_idx)
     ece_before = expected_calibration_error(torch.softmax(logits, -1).numpy(), gold_idx.numpy())
@@ -189,6 +191,7 @@ def train_topic(cfg: TopicConfig) -> dict:
         "parameters": sum(p.numel() for p in best.parameters()),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
+    metrics["_dev_probabilities"] = probs  # for the report that follows; not written to JSON
     logger.info("saved %s: dev macro-F1 %.4f, accuracy %.4f, T=%.2f, ECE %.3f -> %.3f (%.0fs)", out,
                 dev_report["macro_f1"], dev_report["accuracy"], temperature, ece_before, ece_after,
                 time.time() - t0)

@@ -62,7 +62,9 @@ def render_markdown(results: dict) -> str:
 
 
 def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str | None = None,
-                          baseline: bool = True) -> dict:
+                          baseline: bool = True, dev_probabilities: torch.Tensor | None = None) -> dict:
+    """Report on ``data`` (default: the config's dev split). ``dev_probabilities`` (uncalibrated,
+    from training) skips recomputing the model's dev predictions right after training."""
     folder = Path(model_dir)
     cfg_path = folder / "config.yaml"
     cfg = load_config(cfg_path) if cfg_path.is_file() else TopicConfig()
@@ -77,7 +79,10 @@ def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str |
     articles = [as_article(r, i) for i, r in enumerate(records)]
     temperature = clf.settings.temperature
     clf.settings.temperature = 1.0
-    raw = clf.probabilities(articles).numpy()
+    if data is None and dev_probabilities is not None and len(dev_probabilities) == len(records):
+        raw = dev_probabilities.numpy()
+    else:
+        raw = clf.probabilities(articles).numpy()
     clf.settings.temperature = temperature
     calibrated = torch.softmax(torch.from_numpy(np.log(np.clip(raw, 1e-9, None))) / temperature, -1).numpy()
     pred = [clf.labels[i] for i in calibrated.argmax(1)]

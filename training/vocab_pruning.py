@@ -28,11 +28,11 @@ def used_piece_ids(tokenizer, texts: Iterable[str], batch_size: int = 512) -> se
     for text in texts:
         batch.append(text)
         if len(batch) == batch_size:
-            for ids in tokenizer(batch, add_special_tokens=False)["input_ids"]:
+            for ids in tokenizer(batch, add_special_tokens=False, verbose=False)["input_ids"]:
                 used.update(ids)
             batch = []
     if batch:
-        for ids in tokenizer(batch, add_special_tokens=False)["input_ids"]:
+        for ids in tokenizer(batch, add_special_tokens=False, verbose=False)["input_ids"]:
             used.update(ids)
     return used
 
