@@ -16,18 +16,17 @@ OUTPUT.rejects.jsonl, again through a temporary file and a rename. Memory is one
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import shutil
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .record_io import Fields, InputError, InputRecord, RawItem, RecordReader, arrow_type, open_writer, output_format
+from .chunk_store import ChunkStore, ChunkStoreError
+from .record_io import Fields, InputError, InputRecord, RawItem, RecordReader
+from .record_writers import output_format
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +39,7 @@ PAUSE_ENV = "XINWEN_SCORE_PAUSE_AFTER_CHUNK"
 
 class ScoringError(ValueError):
     pass
+
 
 
 @dataclass
@@ -132,39 +132,6 @@ class ScoreSummary:
             f"output: {self.output}; rejects: {self.rejects}"])
 
 
-# -- files ---------------------------------------------------------------------------------------
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # not supported on every platform/filesystem; the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _commit(tmp: Path, final: Path) -> None:
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
-    _fsync_dir(final.parent)
-
-
-def _tmp_name(final: Path) -> Path:
-    return final.with_name(f".{final.name}.tmp-{os.getpid()}")
-
-
-def _chunk_path(parts: Path, k: int) -> Path:
-    return parts / f"chunk-{k:08d}.jsonl"
-
-
-def _committed(parts: Path) -> set[int]:
-    if not parts.is_dir():
-        return set()
-    return {int(p.name[6:14]) for p in parts.glob("chunk-*.jsonl")}
-
-
 def _fingerprint(folder: str | None) -> list[list[Any]] | None:
     # Sizes and mtimes of a model folder's files: a retrained model in the same folder is a new job.
     if folder is None:
@@ -187,40 +154,6 @@ def _manifest(opts: ScoreOptions, reader: RecordReader, backend: str) -> dict[st
         "headline_batch_size": opts.headline_batch_size, "top_k": opts.top_k, "threshold": opts.threshold,
         "long_text": opts.long_text,
     }
-
-
-def _check_manifest(parts: Path, expected: dict[str, Any]) -> None:
-    found = json.loads((parts / "manifest.json").read_text())
-    changed = [f"{k}: the interrupted run had {found.get(k)!r}, this one has {v!r}"
-               for k, v in expected.items() if _jsonable(found.get(k)) != _jsonable(v)]
-    if changed:
-        raise ScoringError(f"--resume: {parts} belongs to a different job ({'; '.join(changed)}). "
-                           "fix: rerun with the original options, or pass --overwrite to start over")
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value))
-
-
-def _prepare_parts(opts: ScoreOptions, manifest: dict[str, Any]) -> None:
-    """Process 0, before anyone scores: check or reset the parts folder and write the manifest."""
-    parts = opts.parts
-    committed = _committed(parts)
-    if parts.is_dir() and (parts / "manifest.json").is_file() and opts.resume:
-        _check_manifest(parts, manifest)
-    elif committed and not opts.overwrite:
-        raise ScoringError(f"{parts} holds {len(committed)} committed chunks of an earlier run. "
-                           "fix: pass --resume to continue it, or --overwrite to start over")
-    elif opts.resume:
-        logger.info("--resume: no earlier run in %s; starting from the beginning", parts)
-    if parts.is_dir() and not (opts.resume and (parts / "manifest.json").is_file()):
-        shutil.rmtree(parts)
-    parts.mkdir(parents=True, exist_ok=True)
-    for stale in list(parts.glob(".*.tmp-*")) + list(parts.glob("done-rank*.json")):
-        stale.unlink()  # half-written files of the killed run; done markers of an earlier attempt
-    tmp = _tmp_name(parts / "manifest.json")
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    _commit(tmp, parts / "manifest.json")
 
 
 # -- distributed ---------------------------------------------------------------------------------
@@ -252,21 +185,6 @@ def _barrier(shard: Shard) -> None:
         PartialState().wait_for_everyone()
 
 
-def _wait_for_ranks(parts: Path, shard: Shard, poll_s: float = 2.0) -> None:
-    # Files, not a collective: a process group barrier times out (30 min by default) when one
-    # process's share takes much longer than another's; a done marker can wait as long as needed.
-    pending = set(range(shard.world_size))
-    last_log = time.monotonic()
-    while True:
-        pending = {r for r in pending if not (parts / f"done-rank{r}-of{shard.world_size}.json").is_file()}
-        if not pending:
-            return
-        if time.monotonic() - last_log > 60:
-            logger.info("waiting for processes %s to finish their chunks", sorted(pending))
-            last_log = time.monotonic()
-        time.sleep(poll_s)
-
-
 # -- the job -------------------------------------------------------------------------------------
 def output_names(fields: Fields) -> dict[str, str]:
     """Input column -> output column for pass-through columns; a column named like a result field
@@ -285,22 +203,16 @@ def _result_row(record: InputRecord, analysis: dict[str, Any], names: dict[str, 
     return row
 
 
-def _score_chunk(k: int, items: list[RawItem], reader: RecordReader, analyzer: Any, opts: ScoreOptions,
-                 names: dict[str, str]) -> int:
+def _score_chunk(store: ChunkStore, k: int, items: list[RawItem], reader: RecordReader, analyzer: Any,
+                 opts: ScoreOptions, names: dict[str, str]) -> int:
     parsed = [reader.parse(raw) for raw in items]
     records = [p for p in parsed if isinstance(p, InputRecord)]
     results = iter(analyzer.analyze_prepared(
         [r.article for r in records], [r.original for r in records], top_k=opts.top_k, threshold=opts.threshold,
         batch_size=opts.batch_size, max_batch_tokens=opts.max_batch_tokens,
         headline_batch_size=opts.headline_batch_size))
-    final = _chunk_path(opts.parts, k)
-    tmp = _tmp_name(final)
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        for p in parsed:
-            entry = ({"o": _result_row(p, next(results), names, opts.headline is not None)}
-                     if isinstance(p, InputRecord) else {"r": p.to_row()})
-            f.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
-    _commit(tmp, final)
+    store.write_chunk(k, [{"o": _result_row(p, next(results), names, opts.headline is not None)}
+                          if isinstance(p, InputRecord) else {"r": p.to_row()} for p in parsed])
     return len(records)
 
 
@@ -327,6 +239,13 @@ def _build_analyzer(opts: ScoreOptions, shard: Shard):
 def run_score_job(opts: ScoreOptions, analyzer: Any = None, shard: Shard | None = None) -> ScoreSummary:
     """Score ``opts.input`` into ``opts.output``. ``analyzer`` (a ``NewsAnalyzer``) is loaded from
     ``opts`` when not given."""
+    try:
+        return _run(opts, analyzer, shard)
+    except ChunkStoreError as err:
+        raise ScoringError(str(err)) from err
+
+
+def _run(opts: ScoreOptions, analyzer: Any, shard: Shard | None) -> ScoreSummary:
     shard = shard or Shard.from_env()
     reader = RecordReader(opts.input, opts.fields, opts.encoding)  # fails fast on a bad file
     from .backends import BACKENDS, recorded_backend
@@ -335,12 +254,13 @@ def run_score_job(opts: ScoreOptions, analyzer: Any = None, shard: Shard | None 
     if backend not in BACKENDS:
         raise ScoringError(f"--backend: expected one of {('auto',) + BACKENDS}, got {opts.backend!r}")
     manifest = _manifest(opts, reader, backend)
+    store = ChunkStore(opts.parts)
     if shard.rank == 0:
-        _prepare_parts(opts, manifest)
+        store.prepare(manifest, resume=opts.resume, overwrite=opts.overwrite)
     _barrier(shard)
     if shard.rank != 0:
-        _check_manifest(opts.parts, manifest)
-    committed = _committed(opts.parts)
+        store.check_manifest(manifest)
+    committed = store.committed()
     if analyzer is None:
         analyzer = _build_analyzer(opts, shard)
     names = output_names(opts.fields)
@@ -356,7 +276,7 @@ def run_score_job(opts: ScoreOptions, analyzer: Any = None, shard: Shard | None 
     def finish_chunk(k: int) -> None:
         nonlocal buffer
         if buffer:
-            summary.articles_scored_here += _score_chunk(k, buffer, reader, analyzer, opts, names)
+            summary.articles_scored_here += _score_chunk(store, k, buffer, reader, analyzer, opts, names)
             summary.chunks_scored += 1
             buffer = []
             if pause:
@@ -382,19 +302,16 @@ def run_score_job(opts: ScoreOptions, analyzer: Any = None, shard: Shard | None 
     summary.chunks_resumed = len({k for k in committed if k < summary.chunks})
     summary.seconds = time.perf_counter() - started
 
-    marker = opts.parts / f"done-rank{shard.rank}-of{shard.world_size}.json"
-    tmp = _tmp_name(marker)
-    tmp.write_text(json.dumps({"records": index, "chunks_scored": summary.chunks_scored}) + "\n")
-    _commit(tmp, marker)
+    store.mark_done(shard.rank, shard.world_size, {"records": index, "chunks_scored": summary.chunks_scored})
     if shard.rank != 0:
         return summary
-    _wait_for_ranks(opts.parts, shard)
-    labels = list(analyzer.classifier.labels)
-    counts = merge_parts(opts, summary.chunks, names, labels)
+    store.wait_for_ranks(shard.world_size)
+    columns = list(names.values()) + ["label", "score", "scores"] + (["headline"] if opts.headline else [])
+    counts = store.merge(summary.chunks, opts.output, opts.rejects, columns, list(analyzer.classifier.labels))
     summary.scored, summary.rejected_by_kind = counts["scored"], counts["rejected_by_kind"]
     summary.rejected = sum(summary.rejected_by_kind.values())
     if not opts.keep_parts:
-        shutil.rmtree(opts.parts)
+        store.remove()
     return summary
 
 
@@ -408,57 +325,3 @@ def _progress_bar(reader: RecordReader, enabled: bool):
     # counting pass over the file; the articles/s rate is shown beside it.
     return tqdm(total=reader.total, unit="rows" if parquet else "B", unit_scale=not parquet,
                 unit_divisor=1024, desc=f"scoring {reader.path.name}", dynamic_ncols=True)
-
-
-def merge_parts(opts: ScoreOptions, n_chunks: int, names: dict[str, str], labels: list[str]) -> dict[str, Any]:
-    """Concatenate the committed chunks, in index order, into the output and rejects files."""
-    parts = opts.parts
-    missing = [k for k in range(n_chunks) if not _chunk_path(parts, k).is_file()]
-    if missing:
-        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
-        raise ScoringError(f"cannot merge: chunks {shown} of {n_chunks} are missing from {parts}. "
-                           "fix: rerun the same command with --resume")
-    fmt = output_format(opts.output)
-    columns = list(names.values()) + ["label", "score", "scores"] + (["headline"] if opts.headline else [])
-    types = _parquet_types(parts, n_chunks, columns, labels) if fmt == "parquet" else None
-    out_tmp, rej_tmp = _tmp_name(opts.output), _tmp_name(opts.rejects)
-    writer = open_writer(out_tmp, fmt, columns, types)
-    scored, kinds = 0, Counter()
-    try:
-        with open(rej_tmp, "w", encoding="utf-8", newline="\n") as rejects:
-            for k in range(n_chunks):
-                with open(_chunk_path(parts, k), encoding="utf-8") as f:
-                    for line in f:
-                        entry = json.loads(line)
-                        if "o" in entry:
-                            writer.write(entry["o"])
-                            scored += 1
-                        else:
-                            rejects.write(json.dumps(entry["r"], ensure_ascii=False) + "\n")
-                            kinds[entry["r"]["kind"]] += 1
-    finally:
-        writer.close()
-    # Rejects first: if we die between the two renames, the parts are still there and --resume
-    # merges again; the output file only ever appears complete.
-    _commit(rej_tmp, opts.rejects)
-    _commit(out_tmp, opts.output)
-    return {"scored": scored, "rejected_by_kind": dict(kinds)}
-
-
-def _parquet_types(parts: Path, n_chunks: int, columns: list[str], labels: list[str]) -> dict[str, Any]:
-    # One pass to decide each pass-through column's type from every value in it, so all row
-    # groups share one schema whatever the first rows happened to hold.
-    import pyarrow as pa
-
-    kinds: dict[str, set[str]] = {c: set() for c in columns}
-    for k in range(n_chunks):
-        with open(_chunk_path(parts, k), encoding="utf-8") as f:
-            for line in f:
-                row = json.loads(line).get("o")
-                if row is not None:
-                    for c in columns:
-                        kinds[c].add(type(row.get(c)).__name__)
-    types = {c: arrow_type(kinds[c]) for c in columns}
-    types.update(label=pa.string(), score=pa.float64(), headline=pa.string(),
-                 scores=pa.struct([(label, pa.float64()) for label in labels]))
-    return types
