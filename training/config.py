@@ -64,6 +64,12 @@ class TrainSection:
     # Inverse-sqrt-frequency class weights in the loss, on top of the undersampling.
     class_weighting: Literal["none", "sqrt_inverse", "inverse"] = "sqrt_inverse"
     label_smoothing: float = 0.05
+    # Logit adjustment (Menon et al. 2021, "Long-tail learning via logit adjustment"): the model
+    # learns under an artificial class prior (undersampled `other`, class weights); adding
+    # prior_correction * log(corpus prior / training prior) to the output bias restores the
+    # corpus prior. 1.0 is the full analytic correction (no tuning), 0 turns it off. Folded into
+    # the saved classifier bias, so transformers.pipeline sees the same decision rule.
+    prior_correction: float = 1.0
     seed: int = 13
     mixed_precision: Literal["no", "fp16", "bf16", "auto"] = "auto"
     early_stopping_patience: int = 2

@@ -129,6 +129,9 @@ def train_topic(cfg: TopicConfig) -> dict:
                            cfg.train.seed, tokenizer.pad_token_id or 0, always)
     expected = Counter(y[i] for i in batches.indices(0))
     weights = _class_weights([k for k, c in expected.items() for _ in range(c)], len(labels), cfg.train.class_weighting)
+    adjust = cfg.train.prior_correction * _prior_shift(y, always, expected, weights, len(labels))
+    logger.info("logit adjustment for the corpus prior: %s",
+                {lab: round(float(a), 2) for lab, a in zip(labels, adjust)})
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.train.label_smoothing)
 
     head_names = ("classifier", "pooler", "score")
@@ -146,6 +149,7 @@ def train_topic(cfg: TopicConfig) -> dict:
         m.eval()
         clf = NewsClassifier(m, tokenizer, settings, next(m.parameters()).device)
         probs = clf.probabilities(dev_articles, batch_size=cfg.train.eval_batch_size)  # T = 1 here
+        probs = torch.softmax(probs.clamp_min(1e-9).log() + adjust, dim=-1)  # the saved decision rule
         dev_probs_by_epoch[len(dev_probs_by_epoch)] = probs
         rep = classification_report(gold_dev, [labels[i] for i in probs.argmax(-1).tolist()], labels)
         m.train()
@@ -166,6 +170,8 @@ def train_topic(cfg: TopicConfig) -> dict:
 
     # Final model = best epoch's weights, calibrated on dev, saved apart from checkpoints.
     best = AutoModelForSequenceClassification.from_pretrained(out / "checkpoints" / "best").eval()
+    with torch.no_grad():
+        _output_layer(best).bias += adjust
     clf = NewsClassifier(best, tokenizer, settings, torch.device("cpu"))
     # Reuse the best epoch's dev probabilities when this process computed them (no resume past it).
     epochs_seen_here = state.epoch - len(dev_probs_by_epoch)
@@ -196,6 +202,30 @@ def train_topic(cfg: TopicConfig) -> dict:
                 dev_report["macro_f1"], dev_report["accuracy"], temperature, ece_before, ece_after,
                 time.time() - t0)
     return metrics
+
+
+def _prior_shift(y: list[int], always: list[bool], per_epoch: Counter, weights: torch.Tensor | None,
+                 n: int) -> torch.Tensor:
+    """log(corpus prior) - log(effective training prior), per class.
+
+    The corpus prior counts the annotated corpus only (the project-written articles are
+    deliberately balanced); the training prior is what one epoch shows the loss: sampled counts
+    times class weights."""
+    corpus = np.bincount([c for c, a in zip(y, always) if not a], minlength=n).astype(np.float64) + 1.0
+    seen = np.array([per_epoch.get(k, 0) for k in range(n)], dtype=np.float64) + 1.0
+    if weights is not None:
+        seen *= weights.numpy()
+    return torch.tensor(np.log(corpus / corpus.sum()) - np.log(seen / seen.sum()), dtype=torch.float32)
+
+
+def _output_layer(model) -> torch.nn.Linear:
+    """The final linear layer of a sequence-classification model (holds the class biases)."""
+    for name in ("classifier", "score"):
+        layer = getattr(model, name, None)
+        layer = getattr(layer, "out_proj", layer)
+        if isinstance(layer, torch.nn.Linear) and layer.bias is not None:
+            return layer
+    raise ValueError(f"{type(model).__name__}: no classifier layer with a bias; set train.prior_correction=0")
 
 
 def _set_frozen_eval(model, n_layers: int) -> None:
