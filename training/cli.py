@@ -30,8 +30,11 @@ def _cmd_train(args) -> int:
                                   dev_probabilities=metrics.get("_dev_probabilities"))
     else:
         from .headline import train_headline
+        from .headline_eval import evaluate_headline_folder
 
         train_headline(cfg)
+        if not args.no_eval:
+            evaluate_headline_folder(cfg.train.output_dir, data=None)
     return 0
 
 

@@ -1,0 +1,117 @@
+"""`xinwen train` / `xinwen eval` for headlines on a tiny random warm start, from JSONL files."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_models import write_jsonl
+from tiny_seq2seq import headline_records
+
+from xinwen.training.cli import main
+
+CONFIG = Path(__file__).resolve().parent.parent / "configs" / "headline.yaml"
+
+
+def _files(tmp_path):
+    rename = lambda recs: [{"id": r["id"], "headline": r["title"], "text": r["body"]} for r in recs]  # noqa: E731
+    train = write_jsonl(tmp_path / "train.jsonl", rename(headline_records(48)))
+    dev = write_jsonl(tmp_path / "dev.jsonl", rename(headline_records(8, offset=48)))
+    # An evaluation file holding two training items: they must not be scored.
+    test = write_jsonl(tmp_path / "test.jsonl", rename(headline_records(6, offset=60) + headline_records(2)))
+    return train, dev, test
+
+
+def _overrides(tmp_path, encoder_dir, train, dev, out, **extra):
+    base = {
+        "model.name_or_path": str(encoder_dir), "model.decoder_layers": 1, "model.freeze_encoder_layers": 2,
+        "data.train": str(train), "data.dev": str(dev), "data.title_column": "headline",
+        "data.body_column": "text", "text.max_source_length": 48, "text.max_target_length": 12,
+        "train.output_dir": str(out), "train.epochs": 2, "train.batch_size": 8, "train.lr": 1e-3,
+        "train.head_lr": 1e-3, "generation.max_new_tokens": 8, "generation.num_beams": 2,
+        "train.checkpoint_every": 0, "train.eval_batch_size": 8,
+    }
+    base.update(extra)
+    return [f"{k}={v}" for k, v in base.items()]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_encoder_dir):
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("headline_run")
+    train, dev, test = _files(tmp)
+    out = tmp / "run"
+    assert main(["train", str(CONFIG), *_overrides(tmp, tiny_encoder_dir, train, dev, out), "--no-eval"]) == 0
+    return out, test
+
+
+def test_training_writes_a_generator_folder(trained):
+    out, _ = trained
+    for name in ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
+                 "xinwen.json", "config.yaml", "metrics.json"):
+        assert (out / name).is_file(), name
+    assert not list(out.glob("*.bin"))  # safetensors only
+    assert (out / "checkpoints" / "best").is_dir()  # resumable state kept apart
+    gen = json.loads((out / "generation_config.json").read_text())
+    assert gen["num_beams"] == 2 and gen["no_repeat_ngram_size"] == 3 and gen["max_new_tokens"] == 8
+    settings = json.loads((out / "xinwen.json").read_text())
+    assert settings["task"] == "headline" and settings["max_source_length"] == 48
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train_pairs"] == 48 and len(metrics["history"]) == 2
+    assert "character-level" in metrics["dev_subset"]["tokenization"]
+
+
+def test_training_lowers_the_loss(trained):
+    from xinwen.inference import HeadlineGenerator
+
+    out, _ = trained
+    gen = HeadlineGenerator.from_pretrained(out, device="cpu")
+    assert gen.model.config.decoder.num_hidden_layers == 1
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    assert all(0.0 <= h["rougeL"] <= 100.0 for h in history)
+    heads = gen.generate([r["body"] for r in headline_records(3, offset=48)])
+    assert all(heads)
+
+
+def test_eval_reports_model_and_lead_without_training_items(trained, capsys):
+    out, test = trained
+    assert main(["eval", str(out), "--data", str(test), "--output", str(out / "eval_test")]) == 0
+    report = capsys.readouterr().out
+    assert "character-level" in report and "lead baseline" in report and "| model |" in report
+    assert "reference:" in report and "lead:" in report and "model:" in report
+    metrics = json.loads((out / "eval_test" / "metrics.json").read_text())
+    assert metrics["items"] == 6  # the two copies of training items were removed
+    assert set(metrics["model"]) == {"rouge1", "rouge2", "rougeL"}
+    assert metrics["lead_chars"] == json.loads((out / "xinwen.json").read_text())["lead_chars"]
+
+
+def test_cached_encoder_states_equal_the_encoder_output(tiny_encoder_dir):
+    """Training on cached states computes what training on token ids would (frozen parts in eval)."""
+    from xinwen.training.config import HeadlineModelSection
+    from xinwen.training.headline_cache import EncoderCache, pad_sources
+    from xinwen.training.headline_model import freeze_for_speed, frozen_modules_eval, load_seq2seq
+
+    torch.manual_seed(0)
+    for frozen in (1, 2):
+        cfg = HeadlineModelSection(name_or_path=str(tiny_encoder_dir), decoder_layers=1, freeze_encoder_layers=frozen)
+        model, tok, _ = load_seq2seq(cfg, ["海关贸易"])
+        freeze_for_speed(model, frozen, True)
+        model.eval()
+        ids = tok(["海关贸易出口增长", "铁路"])["input_ids"]
+        cache = EncoderCache.build(model, cfg)
+        assert cache.split_layer == (None if frozen == 2 else 1)
+        states = cache.precompute(ids, tok.pad_token_id, 2, "unit")
+        batch = pad_sources(states, tok.pad_token_id)
+        cached = cache.encode(model, batch["encoder_hidden"], batch["attention_mask"]).last_hidden_state
+        direct = model.get_encoder()(**pad_sources(ids, tok.pad_token_id)).last_hidden_state
+        mask = batch["attention_mask"].bool()
+        torch.testing.assert_close(cached[mask], direct[mask], atol=2e-3, rtol=1e-3)  # float16 cache
+
+
+def test_bad_config_fails_before_any_model_loads(tmp_path, caplog):
+    code = main(["train", str(CONFIG), "generation.min_new_tokens=0", "model.decoder_layers=0",
+                 f"train.output_dir={tmp_path / 'x'}"])
+    assert code == 2
+    assert "generation.min_new_tokens" in caplog.text and "model.decoder_layers" in caplog.text
+    assert not (tmp_path / "x").exists()
