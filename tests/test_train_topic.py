@@ -78,3 +78,21 @@ def test_resume_after_interruption_matches_uninterrupted_run(tiny_encoder_dir, t
     assert a.keys() == b.keys()
     for key in a:
         assert torch.allclose(a[key], b[key], atol=1e-5), key
+
+
+def test_prior_shift_restores_the_corpus_prior():
+    from collections import Counter
+
+    from xinwen.training.topic import _prior_shift
+
+    y = [0] * 10 + [1] * 90  # corpus: 10% / 90%
+    always = [False] * 100
+    seen = Counter({0: 10, 1: 10})  # undersampled to 50/50 per epoch
+    shift = _prior_shift(y, always, seen, None, 2)
+    # the under-sampled majority class gets its log-odds back: log(91/11) ~ 2.1
+    assert shift[1] - shift[0] == pytest.approx(torch.log(torch.tensor(91 / 11)).item(), rel=1e-4)
+    balanced = _prior_shift([0, 1] * 5, [False] * 10, Counter({0: 5, 1: 5}), None, 2)
+    assert torch.allclose(balanced, torch.zeros(2), atol=1e-6)
+    # project-written (always-used) items do not count towards the corpus prior
+    extra = _prior_shift(y + [0] * 50, always + [True] * 50, seen, None, 2)
+    assert torch.allclose(extra, shift)
