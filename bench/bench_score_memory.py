@@ -32,13 +32,19 @@ OUT = ROOT / "bench" / "out"
 
 
 def tiny_model() -> Path:
+    """The test suite's tiny random classifier (2 layers, hidden 32), reading the first 64 tokens:
+    the file-size-dependent parts of the job (reading, chunk commits, merge) at full scale, with
+    little model time on a shared 2-core machine."""
     folder = OUT / "tiny_classifier"
     if not (folder / "config.json").is_file():
         sys.path.insert(0, str(ROOT / "tests"))
         from tiny_models import save_tiny_classifier
 
+        from xinwen.inference.settings import ClassifierSettings, TextSettings
+
         folder.mkdir(parents=True, exist_ok=True)
         save_tiny_classifier(folder)
+        ClassifierSettings(text=TextSettings(max_length=64, long_text="head", prefix="")).save(folder)
     return folder
 
 
