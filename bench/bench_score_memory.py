@@ -3,14 +3,16 @@
     python bench/make_large_jsonl.py --n 200000
     nice -n 10 python bench/bench_score_memory.py --input bench/out/articles_200k.jsonl
 
-1. An uninterrupted run over the whole file, RSS sampled every 0.5 s together with how far the job
-   is (committed chunks / all chunks), to show memory does not grow with the file.
-2. The same command killed with SIGKILL at a random moment (20-80% of run 1's duration), then
-   rerun with --resume; the output and rejects files are compared byte for byte with run 1's.
-3. RSS of the e5-sized classifier (runs/topic, else the stand-in) on the first --big-n records,
-   since the 200k runs use a tiny model to keep the bench under an hour on 2 cores.
+1. ``uninterrupted``: one run over the whole file, RSS sampled every 0.5 s together with how far
+   the job is (committed chunks / all chunks), to show memory does not grow with the file.
+2. ``crash``: the same command killed with SIGKILL at a random point (when a random 20-80% of the
+   chunks are committed, plus a random 0-3 s, so mid-chunk), then rerun with --resume; the output
+   and rejects files are compared byte for byte with run 1's.
+3. ``big``: RSS of the e5-sized classifier (runs/topic, else the stand-in) on the first --big-n
+   records, since the 200k runs use a tiny model to keep the bench short on 2 shared cores.
 
-Results: bench/out/score_memory.json and a summary on stdout.
+``--phases`` picks some (they may run in separate invocations, even at the same time); results
+accumulate in bench/out/score_memory.json, and a summary is printed.
 """
 from __future__ import annotations
 
@@ -70,13 +72,15 @@ def command(model: Path, source: Path, output: Path, chunk_size: int, threads: i
             "--no-progress", *extra]
 
 
-def watch(cmd: list[str], parts: Path, total_chunks: int, kill_after: float | None = None) -> dict:
-    """Run cmd, sampling RSS and progress; SIGKILL it after kill_after seconds if given."""
+def watch(cmd: list[str], parts: Path, total_chunks: int, kill_at: tuple[float, float] | None = None) -> dict:
+    """Run cmd, sampling RSS and progress; SIGKILL it once the committed fraction of chunks reaches
+    kill_at[0], kill_at[1] seconds later, if given."""
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     started = time.monotonic()
     proc = psutil.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
     samples = []
     killed = False
+    reached = None
     while proc.poll() is None:
         try:
             rss = proc.memory_info().rss
@@ -84,11 +88,13 @@ def watch(cmd: list[str], parts: Path, total_chunks: int, kill_after: float | No
             break
         done = len(list(parts.glob("chunk-*.jsonl"))) if parts.is_dir() else total_chunks
         samples.append((round(time.monotonic() - started, 2), rss, done / max(1, total_chunks)))
-        if kill_after is not None and time.monotonic() - started >= kill_after:
-            proc.kill()
+        if kill_at is not None and reached is None and done / max(1, total_chunks) >= kill_at[0]:
+            reached = time.monotonic()
+        if reached is not None and time.monotonic() - reached >= kill_at[1]:
+            proc.kill()  # SIGKILL
             killed = True
             break
-        time.sleep(0.5)
+        time.sleep(0.1 if reached is not None else 0.5)
     stdout = proc.communicate()[0] if not killed else ""
     proc.wait()
     if not killed and proc.returncode:
@@ -117,38 +123,46 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", default=str(OUT / "articles_200k.jsonl"))
     parser.add_argument("--chunk-size", type=int, default=2048)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=None, help="for the kill moment (default: random)")
-    parser.add_argument("--big-n", type=int, default=600, help="records for the e5-sized RSS run (0: skip)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=None, help="for the kill point (default: random)")
+    parser.add_argument("--big-n", type=int, default=300, help="records for the e5-sized RSS run")
+    parser.add_argument("--phases", default="uninterrupted,crash,big")
     args = parser.parse_args()
+    phases = set(args.phases.split(","))
     source = Path(args.input)
     records = count_records(source)
     chunks = math.ceil(records / args.chunk_size)
     model = tiny_model()
-    results: dict = {"input": str(source), "input_mib": round(source.stat().st_size / 2**20), "records": records,
-                     "chunk_size": args.chunk_size, "threads": args.threads, "model_200k": str(model)}
+    report = OUT / "score_memory.json"
+    results: dict = json.loads(report.read_text()) if report.is_file() else {}
+    results.update({"input": str(source), "input_mib": round(source.stat().st_size / 2**20), "records": records,
+                    "chunk_size": args.chunk_size, "threads": args.threads, "model_200k": str(model)})
+    a, b = OUT / "mem_uninterrupted.jsonl", OUT / "mem_crash.jsonl"
 
-    a = OUT / "mem_uninterrupted.jsonl"
-    print(f"1. uninterrupted run over {records} records ...", flush=True)
-    results["uninterrupted"] = run_a = watch(command(model, source, a, args.chunk_size, args.threads, "--overwrite"),
-                                             Path(str(a) + ".parts"), chunks)
-    print(json.dumps(run_a, ensure_ascii=False), flush=True)
+    if "uninterrupted" in phases:
+        print(f"1. uninterrupted run over {records} records ...", flush=True)
+        results["uninterrupted"] = watch(command(model, source, a, args.chunk_size, args.threads, "--overwrite"),
+                                         Path(str(a) + ".parts"), chunks)
+        print(json.dumps(results["uninterrupted"], ensure_ascii=False), flush=True)
+        _save(report, results)
 
-    b = OUT / "mem_killed.jsonl"
-    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
-    kill_at = random.Random(seed).uniform(0.2, 0.8) * run_a["seconds"]
-    print(f"2. killed run (SIGKILL after {kill_at:.1f} s, seed {seed}) then --resume ...", flush=True)
-    parts_b = Path(str(b) + ".parts")
-    killed = watch(command(model, source, b, args.chunk_size, args.threads, "--overwrite"), parts_b, chunks, kill_at)
-    resumed = watch(command(model, source, b, args.chunk_size, args.threads, "--resume"), parts_b, chunks)
-    same_output = sha256(a) == sha256(b)
-    same_rejects = sha256(Path(str(a) + ".rejects.jsonl")) == sha256(Path(str(b) + ".rejects.jsonl"))
-    results["killed"] = {**killed, "kill_after_s": round(kill_at, 1), "seed": seed}
-    results["resumed"] = resumed
-    results["identical_output"], results["identical_rejects"] = same_output, same_rejects
-    print(json.dumps({"killed": results["killed"], "resumed": resumed}, ensure_ascii=False), flush=True)
+    if "crash" in phases:
+        seed = args.seed if args.seed is not None else random.randrange(1 << 30)
+        rng = random.Random(seed)
+        kill_at = (rng.uniform(0.2, 0.8), rng.uniform(0.0, 3.0))
+        print(f"2. run killed with SIGKILL {kill_at[1]:.1f} s after {kill_at[0]:.0%} of chunks were committed "
+              f"(seed {seed}), then --resume ...", flush=True)
+        parts_b = Path(str(b) + ".parts")
+        killed = watch(command(model, source, b, args.chunk_size, args.threads, "--overwrite"), parts_b, chunks,
+                       kill_at)
+        resumed = watch(command(model, source, b, args.chunk_size, args.threads, "--resume"), parts_b, chunks)
+        results["killed"] = {**killed, "kill_at_fraction": round(kill_at[0], 3),
+                             "kill_delay_s": round(kill_at[1], 2), "seed": seed}
+        results["resumed"] = resumed
+        print(json.dumps({"killed": results["killed"], "resumed": resumed}, ensure_ascii=False), flush=True)
+        _save(report, results)
 
-    if args.big_n:
+    if "big" in phases and args.big_n:
         head = OUT / f"mem_head_{args.big_n}.jsonl"
         with open(source, "rb") as f, open(head, "wb") as g:
             for _ in range(args.big_n):
@@ -157,17 +171,21 @@ def main() -> None:
         print(f"3. e5-sized model {big} on {args.big_n} records ...", flush=True)
         out = OUT / "mem_big.jsonl"
         results["model_big"] = str(big)
-        results["big"] = watch(command(big, head, out, 64, args.threads, "--overwrite"), Path(str(out) + ".parts"),
+        results["big"] = watch(command(big, head, out, 64, 2, "--overwrite"), Path(str(out) + ".parts"),
                                math.ceil(args.big_n / 64))
         print(json.dumps(results["big"], ensure_ascii=False), flush=True)
+        _save(report, results)
 
-    (OUT / "score_memory.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    print(f"\npeak RSS 200k run {run_a['peak_rss_mib']} MiB (by progress {run_a['rss_mib_at_progress']}); "
-          f"resume {resumed['peak_rss_mib']} MiB; killed at {kill_at:.0f} s with {killed['chunks_at_end']} of "
-          f"{chunks} chunks committed; output identical: {same_output}, rejects identical: {same_rejects}")
-    if args.big_n:
-        print(f"e5-sized model: peak RSS {results['big']['peak_rss_mib']} MiB "
-              f"(by progress {results['big']['rss_mib_at_progress']})")
+    if a.is_file() and b.is_file() and not Path(str(b) + ".parts").exists():
+        results["identical_output"] = sha256(a) == sha256(b)
+        results["identical_rejects"] = sha256(Path(str(a) + ".rejects.jsonl")) == sha256(Path(str(b) + ".rejects.jsonl"))
+        _save(report, results)
+    print(json.dumps({k: v for k, v in results.items() if k not in ("uninterrupted", "killed", "resumed", "big")},
+                     ensure_ascii=False, indent=1))
+
+
+def _save(path: Path, results: dict) -> None:
+    path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,6 @@ class ScoringError(ValueError):
     pass
 
 
-
 @dataclass
 class ScoreOptions:
     input: Path
@@ -52,8 +51,8 @@ class ScoreOptions:
     device: str | None = None
     encoding: str = "auto"
     fields: Fields = field(default_factory=Fields)
-    # Records per committed chunk; also the window sorted by length before batching. 512 keeps a
-    # chunk to about a minute of CPU work (so a crash loses little) and its memory to a few MB.
+    # Records per committed chunk; also the window sorted by length before batching. 512 is about
+    # two minutes of an e5-small classifier on 2 CPU cores (a crash loses little) and a few MB.
     chunk_size: int = 512
     batch_size: int = 32
     max_batch_tokens: int | None = None

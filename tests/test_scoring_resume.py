@@ -49,10 +49,10 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, analyzer, tin
     parts = tmp_path / "out.jsonl.parts"
     # A real process, killed for real. It pauses after every commit so the kill lands between
     # commits at a point the test can see.
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", scoring.PAUSE_ENV: "0.3"}
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", scoring.PAUSE_ENV: "1.0"}
     proc = subprocess.Popen(_cli(tiny_classifier_dir, messy_input, output), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=env)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while len(list(parts.glob("chunk-*.jsonl"))) < 3 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
