@@ -45,7 +45,7 @@ class HeadlineSettings:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def _generation_kwargs(base, overrides: dict):
+def generation_settings(base, overrides: dict):
     """A copy of the model's GenerationConfig with ``overrides``; unknown keys are an error."""
     from transformers import GenerationConfig
 
@@ -78,14 +78,15 @@ class HeadlineGenerator:
         settings = HeadlineSettings.load(source) if Path(source).is_dir() else HeadlineSettings()
         return cls(model.to(dev), tokenizer, settings, dev)
 
-    def sources(self, items: Sequence[Article]) -> list[str]:
+    def sources(self, items: Sequence[Article], indexed: bool = True) -> list[str]:
         """The prepared source text of each item (what the model and the lead baseline read)."""
         out = []
         for i, item in enumerate(items):
-            article = as_article(item, i)
+            article = as_article(item, i if indexed else None)
             source = headline_source(article) or article.title  # a title-only item: rewrite it
             if not source.strip():
-                raise ValueError(f"article at index {i}: the body is empty; a headline needs some text")
+                where = f"article at index {i}" if indexed else "article"
+                raise ValueError(f"{where}: the body is empty; a headline needs some text")
             out.append(source)
         return out
 
@@ -101,7 +102,7 @@ class HeadlineGenerator:
         Sources are sorted by length and padded per batch (little padding, no wasted compute);
         token_type_ids, which some BERT-style tokenizers add and seq2seq generate() rejects,
         are never passed."""
-        config = _generation_kwargs(self.model.generation_config, overrides)
+        config = generation_settings(self.model.generation_config, overrides)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         order = sorted(range(len(encoded)), key=lambda k: len(encoded[k]))
         results: list[list[int]] = [[] for _ in encoded]
@@ -140,7 +141,7 @@ class HeadlineGenerator:
             return []
         if batch_size < 1:
             raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
-        sources = self.sources(items)
+        sources = self.sources(items, indexed=not single)
         ids = self.generate_ids(self.encode(sources), batch_size=batch_size, **generation_overrides)
         headlines = [self.decode(i, s) for i, s in zip(ids, sources)]
         return headlines[0] if single else headlines

@@ -74,6 +74,10 @@ def test_bad_inputs_name_the_problem(generator, bodies):
         generator.generate(42)
     with pytest.raises(ValueError, match="index 0: the body is empty"):
         generator.generate(["   "])
+    with pytest.raises(ValueError, match="^article: the body is empty"):
+        generator.generate("")
+    with pytest.raises(TypeError, match="index 0"):
+        generator.generate([{"body": 5}])
     with pytest.raises(ValueError, match="batch_size"):
         generator.generate(bodies, batch_size=0)
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from ..inference.generator import HeadlineGenerator, HeadlineSettings
+from ..inference.generator import HeadlineGenerator, HeadlineSettings, generation_settings
 from ..inference.generator_text import encoder_text, lead_headline
 from ..inference.metrics.char_rouge import char_rouge
 from .config import HeadlineConfig
@@ -204,6 +204,7 @@ def _generate_dev(m, generator: HeadlineGenerator, cache, sources: list, pad_id:
     if cache is None:
         generator.model = m
         return generator.generate_ids(sources, batch_size=cfg.train.eval_batch_size, num_beams=beams)
+    config = generation_settings(m.generation_config, {"num_beams": beams})
     order = sorted(range(len(sources)), key=lambda k: len(sources[k]))
     results: list[list[int]] = [[] for _ in sources]
     device = next(m.parameters()).device
@@ -212,8 +213,7 @@ def _generate_dev(m, generator: HeadlineGenerator, cache, sources: list, pad_id:
         batch = pad_sources([sources[k] for k in chunk], pad_id)
         mask = batch["attention_mask"].to(device)
         enc = cache.encode(m, batch["encoder_hidden"].to(device), mask)
-        out = m.generate(encoder_outputs=enc, attention_mask=mask, generation_config=m.generation_config,
-                         num_beams=beams)
+        out = m.generate(encoder_outputs=enc, attention_mask=mask, generation_config=config)
         for row, k in enumerate(chunk):
             results[k] = out[row].tolist()
     return results
