@@ -16,9 +16,10 @@ def tiny_config(encoder, train, dev, out, *extra):
     return load_config(None, [
         f"model.name_or_path={encoder}", f"data.train={train}", f"data.dev={dev}",
         "data.extra_articles=false", "data.fallback_per_epoch=0", "model.freeze_layers=0",
-        "text.max_length=32", "text.prefix=''", "train.batch_size=4", "train.epochs=4",
-        "train.lr=5e-3", "train.head_lr=5e-3", "train.label_smoothing=0", "train.warmup_ratio=0",
-        f"train.output_dir={out}", "train.checkpoint_every=3", "train.early_stopping_patience=10", *extra,
+        "model.freeze_embeddings=false", "text.max_length=32", "text.prefix=''", "train.batch_size=4",
+        "train.epochs=10", "train.lr=3e-3", "train.head_lr=3e-3", "train.label_smoothing=0",
+        "train.warmup_ratio=0", f"train.output_dir={out}", "train.checkpoint_every=0",
+        "train.early_stopping_patience=10", *extra,
     ])
 
 
@@ -30,9 +31,9 @@ def test_trains_saves_and_loads_everywhere(tiny_encoder_dir, topic_files, tmp_pa
         assert (out / name).is_file(), name
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["dev"]["macro_f1"] == pytest.approx(metrics["dev"]["macro_f1"])
-    assert saved["temperature"] > 0 and len(saved["history"]) == 4
-    # The tiny data is learnable: words determine the label. Chance macro-F1 is ~0.2.
-    assert saved["dev"]["accuracy"] >= 0.5, saved["history"]
+    assert saved["temperature"] > 0 and len(saved["history"]) == 10
+    # The tiny data is learnable: words determine the label. Chance accuracy is 0.2.
+    assert saved["dev"]["accuracy"] >= 0.6, saved["history"]
 
     from transformers import pipeline
 
@@ -52,7 +53,8 @@ def test_trains_saves_and_loads_everywhere(tiny_encoder_dir, topic_files, tmp_pa
 def test_resume_after_interruption_matches_uninterrupted_run(tiny_encoder_dir, topic_files, tmp_path, monkeypatch):
     train, dev = topic_files
     full = tmp_path / "full"
-    train_topic(tiny_config(tiny_encoder_dir, train, dev, full, "train.epochs=2"))
+    two_epochs = ("train.epochs=2", "train.checkpoint_every=3")
+    train_topic(tiny_config(tiny_encoder_dir, train, dev, full, *two_epochs))
 
     resumed = tmp_path / "resumed"
     calls = {"n": 0}
@@ -68,10 +70,10 @@ def test_resume_after_interruption_matches_uninterrupted_run(tiny_encoder_dir, t
 
     monkeypatch.setattr(topic_module, "train_loop", crashing_loop)
     with pytest.raises(KeyboardInterrupt):
-        train_topic(tiny_config(tiny_encoder_dir, train, dev, resumed, "train.epochs=2"))
+        train_topic(tiny_config(tiny_encoder_dir, train, dev, resumed, *two_epochs))
     assert any((resumed / "checkpoints").glob("step-*"))
     monkeypatch.setattr(topic_module, "train_loop", original)
-    train_topic(tiny_config(tiny_encoder_dir, train, dev, resumed, "train.epochs=2"))
+    train_topic(tiny_config(tiny_encoder_dir, train, dev, resumed, *two_epochs))
 
     a = load_file(full / "model.safetensors")
     b = load_file(resumed / "model.safetensors")

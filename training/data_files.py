@@ -25,7 +25,9 @@ def _quiet_datasets() -> None:
     os.environ.setdefault("HF_UPDATE_DOWNLOAD_COUNTS", "0")
 
 
-def _check_jsonl(path: Path) -> None:
+def _check_jsonl(path: Path) -> int:
+    """Validate every line; return the number of records."""
+    n = 0
     with open(path, encoding="utf-8") as f:
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
@@ -36,6 +38,8 @@ def _check_jsonl(path: Path) -> None:
                 raise DataError(f"{path}:{line_no}: malformed JSON ({err.msg}); each line must be one JSON object") from err
             if not isinstance(obj, dict):
                 raise DataError(f"{path}:{line_no}: expected a JSON object per line, got {type(obj).__name__}")
+            n += 1
+    return n
 
 
 def read_table(path: str | Path) -> list[dict]:
@@ -46,8 +50,8 @@ def read_table(path: str | Path) -> list[dict]:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise DataError(f"{path}: unsupported extension {path.suffix!r}; expected one of {sorted(FORMATS)}")
-    if fmt == "json":
-        _check_jsonl(path)
+    if path.stat().st_size == 0 or (fmt == "json" and _check_jsonl(path) == 0):
+        return []  # the caller reports the empty split with its name
     _quiet_datasets()
     import datasets
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
 from ..inference.classifier import NewsClassifier, encode_for_classifier, pad_batch
@@ -89,7 +90,12 @@ class EpochBatches:
             batch["labels"] = torch.tensor([self.labels[i] for i in idx])
             return batch
 
-        return DataLoader(self.batches(epoch), batch_size=None, collate_fn=collate)
+        # A batch_sampler (not batch_size=None) so accelerate can shard it across processes and
+        # skip already-trained batches on resume.
+        # Its own generator: creating a DataLoader iterator draws a seed, and drawing it from the
+        # global RNG would shift the dropout masks of a resumed run.
+        return DataLoader(range(len(self.labels)), batch_sampler=self.batches(epoch), collate_fn=collate,
+                          generator=torch.Generator().manual_seed(self.seed * 1000 + epoch))
 
 
 def train_topic(cfg: TopicConfig) -> dict:
@@ -103,6 +109,7 @@ def train_topic(cfg: TopicConfig) -> dict:
     labels = list(cfg.data.labels)
     label2id = {lab: i for i, lab in enumerate(labels)}
 
+    set_seed(cfg.train.seed)  # before the new head is initialised: same seed, same start
     source = check_model_source(cfg.model.name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.model.trust_remote_code)
     extra_kwargs = {}
