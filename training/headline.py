@@ -25,7 +25,7 @@ from .config_loading import save_yaml
 from .headline_cache import EncoderCache, pad_sources
 from .headline_data import load_headline_splits, median_title_chars
 from .headline_model import freeze_for_speed, frozen_modules_eval, load_seq2seq, truncate_encoder
-from .loop import make_accelerator, train_loop
+from .loop import length_bucketed_batches, make_accelerator, train_loop
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +66,8 @@ class PairBatches:
         rng = random.Random(self.seed * 1000 + epoch)
         order = list(range(len(self.labels)))
         rng.shuffle(order)
-        window = self.batch_size * 16  # sort inside windows: little padding, still shuffled
-        batches = []
-        for s in range(0, len(order), window):
-            block = sorted(order[s : s + window], key=lambda i: len(self.sources[i]))
-            batches += [block[k : k + self.batch_size] for k in range(0, len(block), self.batch_size)]
-        rng.shuffle(batches)
-        return batches
+        lengths = [len(src) for src in self.sources]
+        return length_bucketed_batches(order, lengths, self.batch_size, self.batch_size * 16, rng)
 
     def collate(self, idx: list[int]) -> dict[str, torch.Tensor]:
         batch = pad_sources([self.sources[i] for i in idx], self.pad_id)

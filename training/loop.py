@@ -39,6 +39,18 @@ class LoopState:
     history: list | None = None
 
 
+def length_bucketed_batches(order: list[int], lengths, batch_size: int, window: int,
+                            rng) -> list[list[int]]:
+    """Batches of similar-length items (little padding) that are still shuffled: sort inside
+    windows of ``window`` items of ``order``, cut into batches, shuffle the batches."""
+    batches = []
+    for s in range(0, len(order), window):
+        block = sorted(order[s : s + window], key=lambda i: lengths[i])
+        batches += [block[k : k + batch_size] for k in range(0, len(block), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
 def pick_mixed_precision(requested: str) -> str:
     if requested != "auto":
         return requested

@@ -20,7 +20,7 @@ from ..inference.text import as_article, classifier_text
 from .classification_metrics import classification_report, expected_calibration_error, fit_temperature
 from .config import TopicConfig
 from .config_loading import save_yaml
-from .loop import make_accelerator, train_loop
+from .loop import length_bucketed_batches, make_accelerator, train_loop
 from .topic_data import load_topic_splits
 from .vocab_pruning import prune_vocabulary
 
@@ -76,13 +76,8 @@ class EpochBatches:
     def batches(self, epoch: int) -> list[list[int]]:
         rng = random.Random(self.seed * 1000 + epoch + 1)
         chosen = self.indices(epoch)
-        window = self.batch_size * 32  # sort within windows: little padding, still shuffled
-        batches = []
-        for s in range(0, len(chosen), window):
-            block = sorted(chosen[s : s + window], key=lambda i: len(self.encoded[i]))
-            batches += [block[k : k + self.batch_size] for k in range(0, len(block), self.batch_size)]
-        rng.shuffle(batches)
-        return batches
+        lengths = [len(ids) for ids in self.encoded]
+        return length_bucketed_batches(chosen, lengths, self.batch_size, self.batch_size * 32, rng)
 
     def loader(self, epoch: int) -> DataLoader:
         def collate(idx):
