@@ -81,12 +81,15 @@ def watch(cmd: list[str], parts: Path, total_chunks: int, kill_at: tuple[float, 
     samples = []
     killed = False
     reached = None
+    seen_parts = False
     while proc.poll() is None:
         try:
             rss = proc.memory_info().rss
         except psutil.NoSuchProcess:
             break
-        done = len(list(parts.glob("chunk-*.jsonl"))) if parts.is_dir() else total_chunks
+        # Before the parts folder appears nothing is committed; after the merge removes it, all is.
+        seen_parts = seen_parts or parts.is_dir()
+        done = len(list(parts.glob("chunk-*.jsonl"))) if parts.is_dir() else (total_chunks if seen_parts else 0)
         samples.append((round(time.monotonic() - started, 2), rss, done / max(1, total_chunks)))
         if kill_at is not None and reached is None and done / max(1, total_chunks) >= kill_at[0]:
             reached = time.monotonic()
@@ -100,13 +103,15 @@ def watch(cmd: list[str], parts: Path, total_chunks: int, kill_at: tuple[float, 
     if not killed and proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}")
     peak = max(s[1] for s in samples) if samples else 0
+    # Peak RSS so far at the first sample where the committed fraction reached each mark: a value
+    # that climbs from mark to mark would mean memory grows with the amount of input read.
     by_progress = {}
     for mark in (0.1, 0.25, 0.5, 0.75, 0.9):
-        at = [s[1] for s in samples if s[2] >= mark]
-        if at:
-            by_progress[f"{int(mark * 100)}%"] = round(at[0] / 2**20)
+        upto = [s for s in samples if s[2] < mark] + [s for s in samples if s[2] >= mark][:1]
+        if any(s[2] >= mark for s in samples):
+            by_progress[f"{int(mark * 100)}%"] = round(max(s[1] for s in upto) / 2**20)
     return {"seconds": round(time.monotonic() - started, 1), "peak_rss_mib": round(peak / 2**20),
-            "rss_mib_at_progress": by_progress, "killed": killed, "samples": len(samples),
+            "peak_rss_mib_by_progress": by_progress, "killed": killed, "samples": len(samples),
             "chunks_at_end": len(list(parts.glob("chunk-*.jsonl"))) if parts.is_dir() else None,
             "summary": stdout.strip()}
 
@@ -126,7 +131,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=None, help="for the kill point (default: random)")
     parser.add_argument("--big-n", type=int, default=300, help="records for the e5-sized RSS run")
-    parser.add_argument("--phases", default="uninterrupted,crash,big")
+    parser.add_argument("--tag", default="", help="suffix for output files and result keys (runs on several files)")
+    parser.add_argument("--phases", default="uninterrupted,crash,big", help="any of uninterrupted, crash, "
+                        "resume (only the --resume run, after a kill by hand), big")
     args = parser.parse_args()
     phases = set(args.phases.split(","))
     source = Path(args.input)
@@ -137,13 +144,13 @@ def main() -> None:
     results: dict = json.loads(report.read_text()) if report.is_file() else {}
     results.update({"input": str(source), "input_mib": round(source.stat().st_size / 2**20), "records": records,
                     "chunk_size": args.chunk_size, "threads": args.threads, "model_200k": str(model)})
-    a, b = OUT / "mem_uninterrupted.jsonl", OUT / "mem_crash.jsonl"
+    a, b = OUT / f"mem{args.tag}_uninterrupted.jsonl", OUT / f"mem{args.tag}_crash.jsonl"
 
     if "uninterrupted" in phases:
         print(f"1. uninterrupted run over {records} records ...", flush=True)
-        results["uninterrupted"] = watch(command(model, source, a, args.chunk_size, args.threads, "--overwrite"),
+        results["uninterrupted" + args.tag] = watch(command(model, source, a, args.chunk_size, args.threads, "--overwrite"),
                                          Path(str(a) + ".parts"), chunks)
-        print(json.dumps(results["uninterrupted"], ensure_ascii=False), flush=True)
+        print(json.dumps(results["uninterrupted" + args.tag], ensure_ascii=False), flush=True)
         _save(report, results)
 
     if "crash" in phases:
@@ -160,6 +167,13 @@ def main() -> None:
                              "kill_delay_s": round(kill_at[1], 2), "seed": seed}
         results["resumed"] = resumed
         print(json.dumps({"killed": results["killed"], "resumed": resumed}, ensure_ascii=False), flush=True)
+        _save(report, results)
+
+    if "resume" in phases:  # finish a run that was killed by hand (or by a crash)
+        print("2b. --resume of an interrupted run ...", flush=True)
+        results["resumed"] = watch(command(model, source, b, args.chunk_size, args.threads, "--resume"),
+                                   Path(str(b) + ".parts"), chunks)
+        print(json.dumps(results["resumed"], ensure_ascii=False), flush=True)
         _save(report, results)
 
     if "big" in phases and args.big_n:
