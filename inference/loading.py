@@ -60,10 +60,14 @@ def check_model_source(name_or_path: str, what: str = "model.name_or_path") -> s
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """Dynamic int8 quantization of the linear layers (CPU): weights int8, activations per batch."""
-    from torch.ao.quantization import quantize_dynamic
+    """Dynamic int8 quantization of the linear layers (CPU): weights int8, activations per batch.
 
-    return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    Per-channel weight scales (one per output row) rather than one per matrix: on the trained
+    topic model they keep 95% of fp32's labels instead of 91%, and run no slower
+    (docs/benchmarks_scoring.md)."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
 
 
 def load_classifier_model(path, device: torch.device, quantize: str | None = None, trust_remote_code: bool = False):
