@@ -111,7 +111,8 @@ def chunk_ids(ids: list[int], budget: int, stride: int, max_chunks: int) -> list
     """Overlapping windows of ``budget`` tokens covering the text (at most ``max_chunks``; 0 = no cap)."""
     if len(ids) <= budget:
         return [ids]
-    step = max(1, budget - stride)
+    # Overlap at most half a window: a stride close to the window would advance one token a time.
+    step = max(budget // 2, budget - stride, 1)
     chunks = []
     for start in range(0, len(ids), step):
         chunks.append(ids[start : start + budget])

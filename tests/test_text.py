@@ -44,3 +44,5 @@ def test_head_tail_and_chunks_cover_long_sequences():
     assert chunks[0][0] == 0 and chunks[-1][-1] == 99
     assert all(len(c) <= 30 for c in chunks)
     assert chunk_ids(ids, 30, 10, 2) == [ids[0:30], ids[20:50]]
+    # a stride as large as the window must not degenerate into one-token steps
+    assert len(chunk_ids(ids, 30, 30, 0)) <= 2 * len(ids) // 30 + 1
