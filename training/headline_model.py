@@ -38,8 +38,12 @@ def decoder_source_layers(n_encoder: int, n_decoder: int) -> list[int]:
     return list(range(n_decoder))
 
 
-def warm_start_encoder_decoder(encoder, decoder_layers: int):
-    """An ``EncoderDecoderModel`` from a ``BertModel`` encoder (Rothe et al. 2020)."""
+def warm_start_encoder_decoder(encoder, decoder_layers: int, cross_attention_init: str = "self"):
+    """An ``EncoderDecoderModel`` from a ``BertModel`` encoder (Rothe et al. 2020).
+
+    ``cross_attention_init="self"`` starts each cross-attention block as a copy of the layer's
+    self-attention, so from step 0 the decoder attends to source tokens that resemble its own
+    context (what copying a word needs); ``"random"`` is Rothe et al.'s fresh initialisation."""
     from transformers import BertLMHeadModel, EncoderDecoderModel
 
     enc_cfg = encoder.config
@@ -50,6 +54,10 @@ def warm_start_encoder_decoder(encoder, decoder_layers: int):
     decoder.bert.embeddings.load_state_dict(encoder.embeddings.state_dict())
     for target, src in zip(decoder.bert.encoder.layer, decoder_source_layers(enc_cfg.num_hidden_layers, decoder_layers)):
         _copy_layer_weights(target, encoder.encoder.layer[src])
+        if cross_attention_init == "self":
+            target.crossattention.load_state_dict(encoder.encoder.layer[src].attention.state_dict())
+        elif cross_attention_init != "random":
+            raise ValueError(f"model.cross_attention_init: expected 'self' or 'random', got {cross_attention_init!r}")
     # The output layer scores hidden states against the word embeddings; start its bias at zero.
     decoder.cls.predictions.decoder.weight = decoder.bert.embeddings.word_embeddings.weight
     torch.nn.init.zeros_(decoder.cls.predictions.bias)
