@@ -69,12 +69,14 @@ class HeadlineGenerator:
     def from_pretrained(cls, path: str | Path, device: str | None = None,
                         trust_remote_code: bool = False) -> "HeadlineGenerator":
         """Load a folder written by ``xinwen train`` (or any ``AutoModelForSeq2SeqLM`` folder)."""
-        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+        from transformers import AutoTokenizer
+
+        from .copy_model import load_seq2seq_model
 
         source = check_model_source(str(path), what="headline model path")
         dev = pick_device(device)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-        model = AutoModelForSeq2SeqLM.from_pretrained(source, trust_remote_code=trust_remote_code)
+        model = load_seq2seq_model(source, trust_remote_code=trust_remote_code)
         settings = HeadlineSettings.load(source) if Path(source).is_dir() else HeadlineSettings()
         return cls(model.to(dev), tokenizer, settings, dev)
 

@@ -45,7 +45,11 @@ def normalise_text(text: str) -> str:
     """Unicode NFKC, literal '\\n' escapes to newlines, collapsed whitespace."""
     t = unicodedata.normalize("NFKC", text)
     t = t.replace("\\n", "\n").replace("\\t", " ").replace("\r", "\n")
-    t = "".join(ch for ch in t if ch == "\n" or unicodedata.category(ch)[0] != "C")
+    # Drop control/format characters. Almost every text has none: str.isprintable() (C code)
+    # proves that for the whole string at once, and only texts that fail it take the
+    # per-character path (which was ~40% of scoring time with small models).
+    if not t.replace("\n", "").replace(" ", "").isprintable():
+        t = "".join(ch for ch in t if ch == "\n" or unicodedata.category(ch)[0] != "C")
     t = _SPACES.sub(" ", t)
     t = _NEWLINES.sub("\n", t)
     return t.strip()

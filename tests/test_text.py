@@ -46,3 +46,22 @@ def test_head_tail_and_chunks_cover_long_sequences():
     assert chunk_ids(ids, 30, 10, 2) == [ids[0:30], ids[20:50]]
     # a stride as large as the window must not degenerate into one-token steps
     assert len(chunk_ids(ids, 30, 30, 0)) <= 2 * len(ids) // 30 + 1
+
+
+def test_normalise_text_drops_every_control_and_format_character_and_nothing_else():
+    import unicodedata
+
+    from xinwen.inference.text import normalise_text
+
+    def reference(text: str) -> str:
+        t = unicodedata.normalize("NFKC", text).replace("\\n", "\n").replace("\\t", " ").replace("\r", "\n")
+        t = "".join(ch for ch in t if ch == "\n" or unicodedata.category(ch)[0] != "C")
+        return t
+
+    samples = ["海关总署发布数据。\n进出口增长", "零宽\u200b空格\ufeff与\x07响铃", "软\u00ad连字符",
+               "私用区\ue000字符", "全角\u3000空格\xa0和\t制表", "纯文本没有控制字符"]
+    for text in samples:
+        got = normalise_text(text)
+        assert not any(unicodedata.category(ch)[0] == "C" and ch != "\n" for ch in got), text
+        kept = [ch for ch in reference(text) if not ch.isspace()]
+        assert [ch for ch in got if not ch.isspace()] == kept, text

@@ -158,6 +158,13 @@ class HeadlineModelSection:
     # Attention-probability dropout makes torch leave the fused SDPA kernel (~3x slower on CPU);
     # hidden-state dropout stays. None keeps the checkpoint's value.
     attention_dropout: Optional[float] = 0.0
+    # Warm start only: a copy (pointer-generator) head that can reuse source tokens. Without it a
+    # frozen encoder + new cross-attention learns a source-blind headline language model on a
+    # CPU budget (docs/benchmarks_headline.md).
+    copy_attention: bool = True
+    # Warm start only: cross-attention starts random (Rothe et al.) or as a copy of the layer's
+    # self-attention.
+    cross_attention_init: Literal["random", "self"] = "random"
 
 
 @dataclass

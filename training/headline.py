@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from ..inference.copy_model import load_seq2seq_model
 from ..inference.generator import HeadlineGenerator, HeadlineSettings, generation_settings
 from ..inference.generator_text import encoder_text, lead_headline
 from ..inference.metrics.char_rouge import char_rouge
@@ -29,7 +30,7 @@ from .loop import length_bucketed_batches, make_accelerator, train_loop
 
 logger = logging.getLogger(__name__)
 
-NEW_PARAMETER_NAMES = ("crossattention", "cls.predictions", "enc_to_dec_proj")
+NEW_PARAMETER_NAMES = ("crossattention", "cls.predictions", "enc_to_dec_proj", "copy_head")
 
 
 def generation_config(cfg: HeadlineConfig, model_config):
@@ -58,8 +59,9 @@ class PairBatches:
     run replays the same batches. Sources are token ids or cached encoder states."""
 
     def __init__(self, sources: list, labels: list[list[int]], batch_size: int, seed: int,
-                 pad_id: int, start_id: int):
-        self.sources, self.labels = sources, labels
+                 pad_id: int, start_id: int, source_ids: list[list[int]] | None = None):
+        # source_ids: the token ids behind cached states (a copy head scatters onto them).
+        self.sources, self.labels, self.source_ids = sources, labels, source_ids
         self.batch_size, self.seed, self.pad_id, self.start_id = batch_size, seed, pad_id, start_id
 
     def batches(self, epoch: int) -> list[list[int]]:
@@ -71,6 +73,8 @@ class PairBatches:
 
     def collate(self, idx: list[int]) -> dict[str, torch.Tensor]:
         batch = pad_sources([self.sources[i] for i in idx], self.pad_id)
+        if "encoder_hidden" in batch and self.source_ids is not None:
+            batch["source_ids"] = pad_sources([self.source_ids[i] for i in idx], self.pad_id)["input_ids"]
         width = max(len(self.labels[i]) for i in idx)
         labels = torch.full((len(idx), width), -100, dtype=torch.long)
         dec_in = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
@@ -94,8 +98,6 @@ def _cpu_seconds() -> float:
 
 
 def train_headline(cfg: HeadlineConfig) -> dict:
-    from transformers import AutoModelForSeq2SeqLM
-
     t0, cpu0 = time.time(), _cpu_seconds()
     out = Path(cfg.train.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -133,7 +135,8 @@ def train_headline(cfg: HeadlineConfig) -> dict:
         dev_sources = cache.precompute(dev_ids, pad_id, cfg.train.eval_batch_size, "dev")
     else:
         train_sources, dev_sources = train_ids, dev_ids
-    batches = PairBatches(train_sources, labels, cfg.train.batch_size, cfg.train.seed, pad_id, start_id)
+    batches = PairBatches(train_sources, labels, cfg.train.batch_size, cfg.train.seed, pad_id, start_id,
+                          source_ids=train_ids)
 
     new = [p for n, p in model.named_parameters() if p.requires_grad and any(k in n for k in NEW_PARAMETER_NAMES)]
     old = [p for n, p in model.named_parameters() if p.requires_grad and not any(k in n for k in NEW_PARAMETER_NAMES)]
@@ -144,7 +147,8 @@ def train_headline(cfg: HeadlineConfig) -> dict:
     def compute_loss(m, batch):
         labels_ = batch.pop("labels")
         if "encoder_hidden" in batch:
-            batch["encoder_outputs"] = cache.encode(m, batch.pop("encoder_hidden"), batch["attention_mask"])
+            batch["encoder_outputs"] = cache.encode(m, batch.pop("encoder_hidden"), batch["attention_mask"],
+                                                    batch.pop("source_ids", None))
         logits = m(**batch).logits
         return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels_.reshape(-1),
                                ignore_index=-100, label_smoothing=smoothing)
@@ -152,7 +156,7 @@ def train_headline(cfg: HeadlineConfig) -> dict:
     def evaluate(m) -> dict:
         m.eval()
         with torch.inference_mode():
-            ids = _generate_dev(m, generator, cache, dev_sources, pad_id, cfg)
+            ids = _generate_dev(m, generator, cache, dev_sources, pad_id, cfg, dev_ids)
         preds = [generator.decode(seq, p["source"]) for seq, p in zip(ids, dev_eval)]
         scores = char_rouge(preds, references)
         m.train()
@@ -167,7 +171,7 @@ def train_headline(cfg: HeadlineConfig) -> dict:
     train_seconds, train_cpu = time.time() - t0, _cpu_seconds() - cpu0
 
     # Final model = best epoch's weights, saved apart from the resumable checkpoints.
-    best = AutoModelForSeq2SeqLM.from_pretrained(out / "checkpoints" / "best").eval()
+    best = load_seq2seq_model(out / "checkpoints" / "best").eval()
     best.generation_config = model.generation_config
     best.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
@@ -193,7 +197,8 @@ def train_headline(cfg: HeadlineConfig) -> dict:
     return metrics
 
 
-def _generate_dev(m, generator: HeadlineGenerator, cache, sources: list, pad_id: int, cfg) -> list[list[int]]:
+def _generate_dev(m, generator: HeadlineGenerator, cache, sources: list, pad_id: int, cfg,
+                  source_ids: list[list[int]]) -> list[list[int]]:
     """Dev generation with the per-epoch beam width, from cached encoder states when there are."""
     beams = cfg.generation.dev_num_beams
     if cache is None:
@@ -207,7 +212,8 @@ def _generate_dev(m, generator: HeadlineGenerator, cache, sources: list, pad_id:
         chunk = order[s : s + cfg.train.eval_batch_size]
         batch = pad_sources([sources[k] for k in chunk], pad_id)
         mask = batch["attention_mask"].to(device)
-        enc = cache.encode(m, batch["encoder_hidden"].to(device), mask)
+        ids = pad_sources([source_ids[k] for k in chunk], pad_id)["input_ids"].to(device)
+        enc = cache.encode(m, batch["encoder_hidden"].to(device), mask, ids)
         out = m.generate(encoder_outputs=enc, attention_mask=mask, generation_config=config)
         for row, k in enumerate(chunk):
             results[k] = out[row].tolist()

@@ -15,7 +15,8 @@ import logging
 
 import torch
 from tqdm.auto import tqdm
-from transformers.modeling_outputs import BaseModelOutput
+
+from ..inference.copy_model import CopySourceOutput
 
 logger = logging.getLogger(__name__)
 
@@ -89,10 +90,12 @@ class EncoderCache:
         encoder.train(was_training)
         return states  # type: ignore[return-value]
 
-    def encode(self, model, hidden: torch.Tensor, mask: torch.Tensor) -> BaseModelOutput:
-        """Encoder output for a batch of cached states: the trainable top layers, if any."""
+    def encode(self, model, hidden: torch.Tensor, mask: torch.Tensor,
+               source_ids: torch.Tensor | None = None) -> CopySourceOutput:
+        """Encoder output for a batch of cached states: the trainable top layers, if any. The
+        source ids ride along for models with a copy head (others ignore them)."""
         if self.split_layer is None:
-            return BaseModelOutput(last_hidden_state=hidden)
+            return CopySourceOutput(last_hidden_state=hidden, source_ids=source_ids)
         from transformers.masking_utils import create_bidirectional_mask
 
         encoder = model.get_encoder()
@@ -101,4 +104,4 @@ class EncoderCache:
         for layer in layers:
             hidden = layer(hidden, attention_mask)
             hidden = hidden[0] if isinstance(hidden, tuple) else hidden
-        return BaseModelOutput(last_hidden_state=hidden)
+        return CopySourceOutput(last_hidden_state=hidden, source_ids=source_ids)

@@ -38,13 +38,17 @@ def decoder_source_layers(n_encoder: int, n_decoder: int) -> list[int]:
     return list(range(n_decoder))
 
 
-def warm_start_encoder_decoder(encoder, decoder_layers: int, cross_attention_init: str = "self"):
+def warm_start_encoder_decoder(encoder, decoder_layers: int, cross_attention_init: str = "random",
+                               copy_attention: bool = False):
     """An ``EncoderDecoderModel`` from a ``BertModel`` encoder (Rothe et al. 2020).
 
     ``cross_attention_init="self"`` starts each cross-attention block as a copy of the layer's
     self-attention, so from step 0 the decoder attends to source tokens that resemble its own
-    context (what copying a word needs); ``"random"`` is Rothe et al.'s fresh initialisation."""
+    context; ``"random"`` is Rothe et al.'s fresh initialisation. ``copy_attention`` adds a
+    pointer-generator head (``xinwen.inference.copy_model``)."""
     from transformers import BertLMHeadModel, EncoderDecoderModel
+
+    from ..inference.copy_model import CopyEncoderDecoderModel
 
     enc_cfg = encoder.config
     dec_cfg = copy.deepcopy(enc_cfg)
@@ -61,7 +65,7 @@ def warm_start_encoder_decoder(encoder, decoder_layers: int, cross_attention_ini
     # The output layer scores hidden states against the word embeddings; start its bias at zero.
     decoder.cls.predictions.decoder.weight = decoder.bert.embeddings.word_embeddings.weight
     torch.nn.init.zeros_(decoder.cls.predictions.bias)
-    model = EncoderDecoderModel(encoder=encoder, decoder=decoder)
+    model = (CopyEncoderDecoderModel if copy_attention else EncoderDecoderModel)(encoder=encoder, decoder=decoder)
     cfg = model.config
     cfg.decoder_start_token_id = enc_cfg.bos_token_id
     cfg.bos_token_id = enc_cfg.bos_token_id
@@ -106,7 +110,9 @@ def load_seq2seq(model_cfg, corpus_texts: list[str]):
             raise ValueError(f"{model_cfg.name_or_path}: the tokenizer has no {name[:-9]} token; a warm start needs "
                              "start, end and padding tokens")
         setattr(encoder.config, name, tokenizer.convert_tokens_to_ids(token))
-    return warm_start_encoder_decoder(encoder, model_cfg.decoder_layers), tokenizer, True
+    model = warm_start_encoder_decoder(encoder, model_cfg.decoder_layers, model_cfg.cross_attention_init,
+                                       model_cfg.copy_attention)
+    return model, tokenizer, True
 
 
 def truncate_encoder(model, n_layers: int) -> None:

@@ -1,0 +1,130 @@
+"""An encoder-decoder that can copy source tokens (a pointer-generator head; See, Liu & Manning
+2017, "Get To The Point").
+
+Why: a frozen pretrained encoder plus a decoder whose cross-attention starts from random weights
+learns, within the few hundred updates a CPU budget allows, a fluent headline language model that
+ignores its source (measured in docs/benchmarks_headline.md). Chinese headlines reuse many words
+of the story; a copy head gives every source token a direct path to the output, so conditioning
+on the body is the easiest thing to learn rather than the hardest.
+
+At each step the head attends over the encoder states, and mixes the decoder's vocabulary
+distribution with the attention mass scattered onto the source token ids:
+
+    p(w) = g * p_vocab(w) + (1 - g) * sum_{i: x_i = w} a_i,   g = sigmoid(W [h; context])
+
+``logits`` returned by ``forward`` are ``log p(w)`` (a normalised log-distribution), so
+``generate`` (greedy: argmax; beam search: log_softmax is the identity on them) and
+``cross_entropy`` work unchanged.
+
+The source ids travel with the encoder output (``CopySourceOutput.source_ids``), which
+``generate`` expands for beam search like any other encoder tensor.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import EncoderDecoderModel
+from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
+
+ARCHITECTURE = "CopyEncoderDecoderModel"
+
+
+@dataclass
+class CopySourceOutput(BaseModelOutput):
+    """Encoder states plus the token ids they came from (what the copy head scatters onto)."""
+
+    source_ids: torch.LongTensor | None = None
+
+
+class CopyHead(nn.Module):
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.query = nn.Linear(hidden, hidden)
+        self.key = nn.Linear(hidden, hidden, bias=False)
+        self.gate = nn.Linear(2 * hidden, 1)
+        self.scale = 1.0 / math.sqrt(hidden)
+
+    def forward(self, decoder_states, encoder_states, source_mask, source_ids, vocab_logits):
+        scores = torch.einsum("bth,bsh->bts", self.query(decoder_states), self.key(encoder_states)) * self.scale
+        scores = scores.float().masked_fill(source_mask[:, None, :] == 0, torch.finfo(torch.float32).min)
+        attention = scores.softmax(-1)
+        context = attention.to(encoder_states.dtype) @ encoder_states
+        generate = torch.sigmoid(self.gate(torch.cat([decoder_states, context], dim=-1)).float())
+        probs = vocab_logits.float().softmax(-1) * generate
+        index = source_ids[:, None, :].expand(-1, attention.shape[1], -1)
+        probs = probs.scatter_add(2, index, attention * (1.0 - generate))
+        # The floor keeps log finite for tokens neither generated nor copied.
+        return torch.log(probs.clamp_min(1e-9))
+
+
+class CopyEncoderDecoderModel(EncoderDecoderModel):
+    """``EncoderDecoderModel`` + ``CopyHead``; saves and loads like its parent (safetensors), with
+    ``architectures: ["CopyEncoderDecoderModel"]`` in config.json (see ``load_seq2seq_model``)."""
+
+    def __init__(self, config=None, encoder=None, decoder=None):
+        super().__init__(config=config, encoder=encoder, decoder=decoder)
+        self.copy_head = CopyHead(self.config.decoder.hidden_size)
+        self.config.architectures = [ARCHITECTURE]
+        self.post_init()
+
+    def _prepare_text_encoder_decoder_kwargs_for_generation(self, inputs_tensor, model_kwargs, model_input_name,
+                                                            generation_config):
+        model_kwargs = super()._prepare_text_encoder_decoder_kwargs_for_generation(
+            inputs_tensor, model_kwargs, model_input_name, generation_config)
+        encoded = model_kwargs["encoder_outputs"]
+        model_kwargs["encoder_outputs"] = CopySourceOutput(
+            last_hidden_state=encoded.last_hidden_state, hidden_states=encoded.hidden_states,
+            attentions=encoded.attentions, source_ids=inputs_tensor)
+        return model_kwargs
+
+    def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, decoder_attention_mask=None,
+                encoder_outputs=None, cache=None, inputs_embeds=None, decoder_inputs_embeds=None, labels=None,
+                use_cache=None, **kwargs):
+        if encoder_outputs is None:
+            if input_ids is None:
+                raise ValueError("CopyEncoderDecoderModel needs input_ids (or encoder_outputs with source_ids): "
+                                 "the copy head scatters attention onto the source token ids")
+            encoded = self.encoder(input_ids=input_ids, attention_mask=attention_mask, return_dict=True)
+            encoder_outputs = CopySourceOutput(last_hidden_state=encoded.last_hidden_state, source_ids=input_ids)
+        elif isinstance(encoder_outputs, tuple):
+            encoder_outputs = BaseModelOutput(*encoder_outputs)
+        source_ids = getattr(encoder_outputs, "source_ids", None)
+        if source_ids is None:
+            source_ids = input_ids
+        if source_ids is None:
+            raise ValueError("CopyEncoderDecoderModel: encoder_outputs carry no source_ids; build them with "
+                             "CopySourceOutput(last_hidden_state=..., source_ids=...)")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(source_ids)
+        kwargs.pop("output_hidden_states", None)
+        out = super().forward(attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
+                              decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
+                              cache=cache, decoder_inputs_embeds=decoder_inputs_embeds, use_cache=use_cache,
+                              decoder_output_hidden_states=True, **kwargs)
+        log_probs = self.copy_head(out.decoder_hidden_states[-1], encoder_outputs.last_hidden_state,
+                                   attention_mask, source_ids, out.logits)
+        loss = None
+        if labels is not None:
+            loss = nn.functional.nll_loss(log_probs.reshape(-1, log_probs.shape[-1]), labels.reshape(-1),
+                                          ignore_index=-100)
+        return Seq2SeqLMOutput(loss=loss, logits=log_probs, cache=out.cache,
+                               decoder_attentions=out.decoder_attentions, cross_attentions=out.cross_attentions,
+                               encoder_last_hidden_state=encoder_outputs.last_hidden_state)
+
+
+def load_seq2seq_model(source: str | Path, trust_remote_code: bool = False):
+    """A saved headline model: ``CopyEncoderDecoderModel`` when its config.json names it, else
+    whatever ``AutoModelForSeq2SeqLM`` loads (BART, T5, a plain EncoderDecoderModel, ...)."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    config_file = Path(source, "config.json")
+    if config_file.is_file():
+        architectures = json.loads(config_file.read_text(encoding="utf-8")).get("architectures") or []
+        if ARCHITECTURE in architectures:
+            return CopyEncoderDecoderModel.from_pretrained(source)
+    return AutoModelForSeq2SeqLM.from_pretrained(source, trust_remote_code=trust_remote_code)
