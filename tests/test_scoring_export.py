@@ -7,7 +7,7 @@ import pytest
 import torch
 from scoring_helpers import articles, jsonl_lines, read_jsonl, single_thread  # noqa: F401  (autouse fixture)
 
-from xinwen.inference.backends import ExportError, export_classifier, load_classifier
+from xinwen.inference.backends import PROBES, ExportError, export_classifier, load_classifier
 from xinwen.inference.text import as_article
 from xinwen.training.cli import main as xinwen
 
@@ -78,3 +78,36 @@ def test_onnx_export_matches_torch(tmp_path, tiny_classifier_dir, labelled):
     onnx, torch_clf = load_classifier(out), load_classifier(tiny_classifier_dir)
     items = [as_article(r) for r in articles(5)]
     assert (onnx.probabilities(items) - torch_clf.probabilities(items)).abs().max() < 1e-4
+
+
+def test_int8_checked_recomputes_exactly_the_unsure_rows_in_fp32(tiny_classifier_dir):
+    from xinwen.inference.classifier import encode_for_classifier, pad_batch
+
+    articles = [as_article(p) for p in PROBES] * 2
+    fp32 = load_classifier(tiny_classifier_dir, backend="torch").probabilities(articles)
+    int8 = load_classifier(tiny_classifier_dir, backend="int8").probabilities(articles)
+    checked = load_classifier(tiny_classifier_dir, backend="int8-checked")
+    assert not torch.allclose(int8, fp32, atol=1e-6)  # quantization does change the numbers here
+
+    checked.model.margin = 1.0  # every row is "unsure": all fp32
+    torch.testing.assert_close(checked.probabilities(articles), fp32, atol=1e-5, rtol=0)
+    assert checked.model.rechecked == checked.model.rows >= len(articles)
+
+    checked.model.margin, checked.model.rows, checked.model.rechecked = 0.0, 0, 0  # never unsure: all int8
+    torch.testing.assert_close(checked.probabilities(articles), int8, atol=1e-6, rtol=0)
+    assert checked.model.rechecked == 0 and checked.model.rows >= len(articles)
+
+    # One padded batch, the gap threshold at the median: half the rows go back to fp32.
+    ids = [x for _, x in encode_for_classifier(checked.tokenizer, articles, checked.settings.text)]
+    batch = pad_batch(ids, checked.tokenizer.pad_token_id or 0)
+    with torch.inference_mode():
+        ref = checked.model.fp32(**batch).logits
+        quant = checked.model.int8(**batch).logits
+        top = torch.softmax(quant / checked.settings.temperature, -1).topk(2, dim=-1).values
+        gap = top[:, 0] - top[:, 1]
+        checked.model.margin, checked.model.rows, checked.model.rechecked = float(gap.median()), 0, 0
+        mixed = checked.model(**batch).logits
+    unsure = gap < checked.model.margin
+    assert 0 < checked.model.rechecked == int(unsure.sum()) < len(ids)
+    torch.testing.assert_close(mixed[unsure], ref[unsure], atol=1e-4, rtol=0)
+    torch.testing.assert_close(mixed[~unsure], quant[~unsure], atol=1e-6, rtol=0)
