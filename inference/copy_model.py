@@ -42,21 +42,39 @@ class CopySourceOutput(BaseModelOutput):
 
 
 class CopyHead(nn.Module):
-    def __init__(self, hidden: int):
+    """Attention over source positions, and the gate between generating and copying.
+
+    With ``lexical`` scores, a position's score also includes the decoder's own vocabulary logit
+    for the token there: copying starts as "the words the decoder wants next, restricted to the
+    ones in the source", and the learned query/key term adds where in the source to look. The
+    frozen encoder's top states are contextual; they say little about which token sits where."""
+
+    def __init__(self, hidden: int, lexical: bool = True):
         super().__init__()
         self.query = nn.Linear(hidden, hidden)
         self.key = nn.Linear(hidden, hidden, bias=False)
         self.gate = nn.Linear(2 * hidden, 1)
+        # Continuation bonus: a source position whose left neighbour is the token just written
+        # scores higher, so a copied phrase goes on in order instead of repeating its most salient
+        # character (what the head without it did: "城城城开城城"). At the first step the previous
+        # token is the start token, which also opens the source: the lead is the first candidate.
+        self.continuation = nn.Parameter(torch.tensor(2.0))
         self.scale = 1.0 / math.sqrt(hidden)
+        self.lexical = lexical
 
-    def forward(self, decoder_states, encoder_states, source_mask, source_ids, vocab_logits):
+    def forward(self, decoder_states, encoder_states, source_mask, source_ids, vocab_logits, previous_ids):
         scores = torch.einsum("bth,bsh->bts", self.query(decoder_states), self.key(encoder_states)) * self.scale
+        index = source_ids[:, None, :].expand(-1, scores.shape[1], -1)
+        if self.lexical:
+            scores = scores + vocab_logits.gather(2, index)
+        left = torch.cat([torch.full_like(source_ids[:, :1], -1), source_ids[:, :-1]], dim=1)
+        follows = (left[:, None, :] == previous_ids[:, :, None]).to(scores.dtype)
+        scores = scores + self.continuation * follows
         scores = scores.float().masked_fill(source_mask[:, None, :] == 0, torch.finfo(torch.float32).min)
         attention = scores.softmax(-1)
         context = attention.to(encoder_states.dtype) @ encoder_states
         generate = torch.sigmoid(self.gate(torch.cat([decoder_states, context], dim=-1)).float())
         probs = vocab_logits.float().softmax(-1) * generate
-        index = source_ids[:, None, :].expand(-1, attention.shape[1], -1)
         probs = probs.scatter_add(2, index, attention * (1.0 - generate))
         # The floor keeps log finite for tokens neither generated nor copied.
         return torch.log(probs.clamp_min(1e-9))
@@ -68,7 +86,9 @@ class CopyEncoderDecoderModel(EncoderDecoderModel):
 
     def __init__(self, config=None, encoder=None, decoder=None):
         super().__init__(config=config, encoder=encoder, decoder=decoder)
-        self.copy_head = CopyHead(self.config.decoder.hidden_size)
+        lexical = getattr(self.config, "copy_lexical_scores", True)
+        self.copy_head = CopyHead(self.config.decoder.hidden_size, lexical=lexical)
+        self.config.copy_lexical_scores = lexical
         self.config.architectures = [ARCHITECTURE]
         self.post_init()
 
@@ -106,8 +126,11 @@ class CopyEncoderDecoderModel(EncoderDecoderModel):
                               decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
                               cache=cache, decoder_inputs_embeds=decoder_inputs_embeds, use_cache=use_cache,
                               decoder_output_hidden_states=True, **kwargs)
+        if decoder_input_ids is None:
+            raise ValueError("CopyEncoderDecoderModel needs decoder_input_ids (the copy head reads the previous "
+                             "token); decoder_inputs_embeds alone are not supported")
         log_probs = self.copy_head(out.decoder_hidden_states[-1], encoder_outputs.last_hidden_state,
-                                   attention_mask, source_ids, out.logits)
+                                   attention_mask, source_ids, out.logits, decoder_input_ids)
         loss = None
         if labels is not None:
             loss = nn.functional.nll_loss(log_probs.reshape(-1, log_probs.shape[-1]), labels.reshape(-1),
