@@ -111,6 +111,8 @@ class ScoreSummary:
     seconds: float = 0.0
     rank: int = 0
     world_size: int = 1
+    # int8-checked backend: classifier rows (texts or chunks) seen and recomputed in fp32.
+    fp32_rechecks: tuple[int, int] | None = None
 
     @property
     def articles_per_s(self) -> float:
@@ -128,7 +130,9 @@ class ScoreSummary:
             f"scored {self.scored} of {self.records} records; rejected {self.rejected} ({kinds})",
             f"chunks: {self.chunks} ({self.chunks_resumed} from the earlier run, {self.chunks_scored} scored "
             f"now{where}); {rate}",
-            f"output: {self.output}; rejects: {self.rejects}"])
+            f"output: {self.output}; rejects: {self.rejects}"]
+            + ([f"int8-checked: {self.fp32_rechecks[1]} of {self.fp32_rechecks[0]} classifier rows recomputed in fp32"]
+               if self.fp32_rechecks else []))
 
 
 def _fingerprint(folder: str | None) -> list[list[Any]] | None:
@@ -300,6 +304,9 @@ def _run(opts: ScoreOptions, analyzer: Any, shard: Shard | None) -> ScoreSummary
     summary.chunks = math.ceil(index / opts.chunk_size)
     summary.chunks_resumed = len({k for k in committed if k < summary.chunks})
     summary.seconds = time.perf_counter() - started
+    model = analyzer.classifier.model
+    if hasattr(model, "rechecked"):
+        summary.fp32_rechecks = (model.rows, model.rechecked)
 
     store.mark_done(shard.rank, shard.world_size, {"records": index, "chunks_scored": summary.chunks_scored})
     if shard.rank != 0:

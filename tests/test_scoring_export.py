@@ -111,3 +111,11 @@ def test_int8_checked_recomputes_exactly_the_unsure_rows_in_fp32(tiny_classifier
     assert 0 < checked.model.rechecked == int(unsure.sum()) < len(ids)
     torch.testing.assert_close(mixed[unsure], ref[unsure], atol=1e-4, rtol=0)
     torch.testing.assert_close(mixed[~unsure], quant[~unsure], atol=1e-6, rtol=0)
+
+
+def test_score_with_int8_checked_reports_its_fp32_rechecks(tmp_path, tiny_classifier_dir, labelled, capsys, caplog):
+    rc = xinwen(["score", "--classifier", str(tiny_classifier_dir), "--backend", "int8-checked", "--input",
+                 str(labelled), "--output", str(tmp_path / "s.jsonl"), "--no-progress", "--threads", "1"])
+    assert rc == 0 and len(read_jsonl(tmp_path / "s.jsonl")) == 12
+    said = capsys.readouterr().out + caplog.text
+    assert "int8-checked:" in said and "recomputed in fp32" in said
