@@ -20,15 +20,13 @@ import torch
 
 from .classifier import NewsClassifier
 from .loading import check_model_source
-from .settings import SETTINGS_FILE, ClassifierSettings
+from .settings import RECHECK_MARGIN, SETTINGS_FILE, ClassifierSettings
 from .text import as_article
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "int8", "int8-checked", "onnx", "onnx-int8")
-# int8-checked: rows whose int8 top-two probability gap is below this are recomputed in fp32.
-# Label flips under dynamic int8 happen where the classes are close (docs/benchmarks_scoring.md).
-RECHECK_MARGIN = 0.2
+
 RUNTIME_FILE = "xinwen_runtime.json"
 ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
 REPORT_FILE = "export_report.json"
@@ -81,10 +79,14 @@ class CheckedInt8Model:
     cannot move the label; only rows whose int8 top-two probability gap (after the model's
     temperature) is below ``margin`` pay for a second, fp32 pass. Counts are kept for reports."""
 
-    def __init__(self, fp32_model, int8_model, temperature: float, margin: float = RECHECK_MARGIN):
+    def __init__(self, fp32_model, int8_model, temperature: float, margin: float = RECHECK_MARGIN,
+                 threshold: float = 0.0):
         self.fp32, self.int8 = fp32_model, int8_model
         self.config = fp32_model.config
         self.temperature, self.margin = temperature, margin
+        # With a confidence threshold (below it the answer is the fallback label), a top
+        # probability near the threshold is as fragile as a small top-two gap.
+        self.threshold = threshold
         self.rows = self.rechecked = 0
 
     def eval(self) -> "CheckedInt8Model":
@@ -97,6 +99,8 @@ class CheckedInt8Model:
         logits = self.int8(input_ids=input_ids, attention_mask=attention_mask).logits.float()
         top = torch.softmax(logits / self.temperature, dim=-1).topk(2, dim=-1).values
         unsure = (top[:, 0] - top[:, 1]) < self.margin
+        if self.threshold > 0:
+            unsure |= (top[:, 0] - self.threshold).abs() < self.margin
         if unsure.any():
             rows = unsure.nonzero().squeeze(1)
             logits[rows] = self.fp32(input_ids=input_ids[rows], attention_mask=attention_mask[rows]).logits.float()
@@ -122,7 +126,8 @@ def load_classifier(path: str | Path, backend: str = "auto", device: str | None 
         from .loading import quantize_int8
 
         clf = NewsClassifier.from_pretrained(path, device="cpu")
-        clf.model = CheckedInt8Model(clf.model, quantize_int8(clf.model), clf.settings.temperature)
+        clf.model = CheckedInt8Model(clf.model, quantize_int8(clf.model), clf.settings.temperature,
+                                     threshold=clf.settings.threshold)
         return clf
     onnx_file = path / ONNX_FILES[chosen]
     if not onnx_file.is_file():

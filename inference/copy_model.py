@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from transformers import EncoderDecoderModel
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 
@@ -73,11 +74,14 @@ class CopyHead(nn.Module):
         scores = scores.float().masked_fill(source_mask[:, None, :] == 0, torch.finfo(torch.float32).min)
         attention = scores.softmax(-1)
         context = attention.to(encoder_states.dtype) @ encoder_states
-        generate = torch.sigmoid(self.gate(torch.cat([decoder_states, context], dim=-1)).float())
-        probs = vocab_logits.float().softmax(-1) * generate
-        probs = probs.scatter_add(2, index, attention * (1.0 - generate))
-        # The floor keeps log finite for tokens neither generated nor copied.
-        return torch.log(probs.clamp_min(1e-9))
+        gate = self.gate(torch.cat([decoder_states, context], dim=-1)).float()
+        copy_mass = torch.zeros_like(vocab_logits, dtype=torch.float32).scatter_add(2, index, attention)
+        # The mixture in log space: a saturated gate or a word absent from the source still gets
+        # a finite log-probability with a gradient. The floor only touches words with no copy
+        # mass at all, whose copy term has no gradient anyway.
+        generated = F.logsigmoid(gate) + vocab_logits.float().log_softmax(-1)
+        copied = F.logsigmoid(-gate) + torch.log(copy_mass.clamp_min(torch.finfo(torch.float32).tiny))
+        return torch.logaddexp(generated, copied)
 
 
 class CopyEncoderDecoderModel(EncoderDecoderModel):
@@ -86,11 +90,21 @@ class CopyEncoderDecoderModel(EncoderDecoderModel):
 
     def __init__(self, config=None, encoder=None, decoder=None):
         super().__init__(config=config, encoder=encoder, decoder=decoder)
+        if self.config.encoder.hidden_size != self.config.decoder.hidden_size:
+            raise ValueError(f"CopyEncoderDecoderModel: encoder hidden size {self.config.encoder.hidden_size} != "
+                             f"decoder hidden size {self.config.decoder.hidden_size}; the copy head compares the "
+                             "two directly. Use equal sizes (the warm start does) or model.copy_attention=false")
         lexical = getattr(self.config, "copy_lexical_scores", True)
         self.copy_head = CopyHead(self.config.decoder.hidden_size, lexical=lexical)
         self.config.copy_lexical_scores = lexical
         self.config.architectures = [ARCHITECTURE]
         self.post_init()
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, CopyHead):  # a bare parameter no generic initialiser knows
+            with torch.no_grad():
+                module.continuation.fill_(2.0)
 
     def _prepare_text_encoder_decoder_kwargs_for_generation(self, inputs_tensor, model_kwargs, model_input_name,
                                                             generation_config):
@@ -121,14 +135,18 @@ class CopyEncoderDecoderModel(EncoderDecoderModel):
                              "CopySourceOutput(last_hidden_state=..., source_ids=...)")
         if attention_mask is None:
             attention_mask = torch.ones_like(source_ids)
+        if decoder_input_ids is None and labels is not None:
+            decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+        if decoder_input_ids is None:
+            raise ValueError("CopyEncoderDecoderModel needs decoder_input_ids or labels (the copy head reads the "
+                             "previous token); decoder_inputs_embeds alone are not supported")
+        if kwargs.pop("return_dict", True) is False:
+            raise ValueError("CopyEncoderDecoderModel returns ModelOutput objects only (return_dict=False unsupported)")
         kwargs.pop("output_hidden_states", None)
         out = super().forward(attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
                               decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
                               cache=cache, decoder_inputs_embeds=decoder_inputs_embeds, use_cache=use_cache,
                               decoder_output_hidden_states=True, **kwargs)
-        if decoder_input_ids is None:
-            raise ValueError("CopyEncoderDecoderModel needs decoder_input_ids (the copy head reads the previous "
-                             "token); decoder_inputs_embeds alone are not supported")
         log_probs = self.copy_head(out.decoder_hidden_states[-1], encoder_outputs.last_hidden_state,
                                    attention_mask, source_ids, out.logits, decoder_input_ids)
         loss = None

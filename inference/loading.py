@@ -71,8 +71,6 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
 
     names = {name for name, module in model.named_modules()
              if isinstance(module, torch.nn.Linear) and not name.endswith("output.dense")}
-    if not names:  # not BERT-style naming: quantize every linear layer
-        return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
     return quantize_dynamic(model, {name: per_channel_dynamic_qconfig for name in names}, dtype=torch.qint8)
 
 

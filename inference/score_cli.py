@@ -13,6 +13,8 @@ import logging
 import os
 import sys
 
+from .settings import RECHECK_MARGIN
+
 logger = logging.getLogger("xinwen.score")
 
 
@@ -33,7 +35,8 @@ def add_score_parsers(subparsers) -> None:
     p.add_argument("--keep", default="", help="more columns to pass through, comma-separated")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "int8", "int8-checked", "onnx", "onnx-int8"],
                    help="auto: what `xinwen export` recorded in the folder, else torch. int8-checked: int8, "
-                        "with the rows int8 is unsure about (top-two probability gap < 0.2) recomputed in fp32")
+                        f"with the rows int8 is unsure about (top-two probability gap < {RECHECK_MARGIN}) "
+                        "recomputed in fp32")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: GPU if present)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     p.add_argument("--batch-size", type=int, default=32, help="classifier batch at full length; short texts "

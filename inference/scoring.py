@@ -111,7 +111,7 @@ class ScoreSummary:
     seconds: float = 0.0
     rank: int = 0
     world_size: int = 1
-    # int8-checked backend: classifier rows (texts or chunks) seen and recomputed in fp32.
+    # int8-checked backend: classifier rows (texts or chunks) this process saw and recomputed in fp32.
     fp32_rechecks: tuple[int, int] | None = None
 
     @property
@@ -131,7 +131,8 @@ class ScoreSummary:
             f"chunks: {self.chunks} ({self.chunks_resumed} from the earlier run, {self.chunks_scored} scored "
             f"now{where}); {rate}",
             f"output: {self.output}; rejects: {self.rejects}"]
-            + ([f"int8-checked: {self.fp32_rechecks[1]} of {self.fp32_rechecks[0]} classifier rows recomputed in fp32"]
+            + ([f"int8-checked: {self.fp32_rechecks[1]} of {self.fp32_rechecks[0]} classifier rows recomputed in fp32"
+                f"{where}"]
                if self.fp32_rechecks else []))
 
 
@@ -273,6 +274,8 @@ def _run(opts: ScoreOptions, analyzer: Any, shard: Shard | None) -> ScoreSummary
 
     bar = _progress_bar(reader, opts.progress and shard.rank == 0)
     started = time.perf_counter()
+    model = analyzer.classifier.model
+    rechecks_before = (model.rows, model.rechecked) if hasattr(model, "rechecked") else None
     buffer: list[RawItem] = []
     index = 0
 
@@ -304,9 +307,8 @@ def _run(opts: ScoreOptions, analyzer: Any, shard: Shard | None) -> ScoreSummary
     summary.chunks = math.ceil(index / opts.chunk_size)
     summary.chunks_resumed = len({k for k in committed if k < summary.chunks})
     summary.seconds = time.perf_counter() - started
-    model = analyzer.classifier.model
-    if hasattr(model, "rechecked"):
-        summary.fp32_rechecks = (model.rows, model.rechecked)
+    if rechecks_before is not None:  # this job's rows only (an analyzer may serve several jobs)
+        summary.fp32_rechecks = (model.rows - rechecks_before[0], model.rechecked - rechecks_before[1])
 
     store.mark_done(shard.rank, shard.world_size, {"records": index, "chunks_scored": summary.chunks_scored})
     if shard.rank != 0:

@@ -56,3 +56,9 @@ class ClassifierSettings:
                                if k in {f.name for f in fields(TextSettings)}})
         known = {f.name for f in fields(cls)}
         return cls(text=text, **{k: v for k, v in data.items() if k in known})
+
+
+# int8-checked scoring backend: rows whose int8 top-two probability gap is below this are
+# recomputed in fp32. Label flips under dynamic int8 happen where classes are close
+# (docs/benchmarks_scoring.md).
+RECHECK_MARGIN = 0.2
