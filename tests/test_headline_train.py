@@ -54,7 +54,7 @@ def test_training_writes_a_generator_folder(trained):
     assert not list(out.glob("*.bin"))  # safetensors only
     assert (out / "checkpoints" / "best").is_dir()  # resumable state kept apart
     gen = json.loads((out / "generation_config.json").read_text())
-    assert gen["num_beams"] == 2 and gen["no_repeat_ngram_size"] == 3 and gen["max_new_tokens"] == 8
+    assert gen["num_beams"] == 2 and gen["no_repeat_ngram_size"] == 2 and gen["max_new_tokens"] == 8
     settings = json.loads((out / "xinwen.json").read_text())
     assert settings["task"] == "headline" and settings["max_source_length"] == 48
     metrics = json.loads((out / "metrics.json").read_text())
