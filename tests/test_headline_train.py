@@ -115,3 +115,22 @@ def test_bad_config_fails_before_any_model_loads(tmp_path, caplog):
     assert code == 2
     assert "generation.min_new_tokens" in caplog.text and "model.decoder_layers" in caplog.text
     assert not (tmp_path / "x").exists()
+
+
+def test_any_seq2seq_checkpoint_trains_through_the_same_command(tmp_path):
+    """A user's AutoModelForSeq2SeqLM folder (a tiny BART here) instead of the warm start."""
+    from tiny_seq2seq import save_tiny_bart
+
+    from xinwen.inference import HeadlineGenerator
+
+    torch.set_num_threads(1)
+    train, dev, _ = _files(tmp_path)
+    bart = save_tiny_bart(tmp_path / "bart")
+    out = tmp_path / "run"
+    extra = {"model.freeze_encoder_layers": 0, "model.freeze_embeddings": "false", "train.epochs": 1}
+    assert main(["train", str(CONFIG), *_overrides(tmp_path, bart, train, dev, out, **extra), "--no-eval"]) == 0
+    gen = HeadlineGenerator.from_pretrained(out, device="cpu")
+    assert type(gen.model).__name__ == "BartForConditionalGeneration"
+    assert json.loads((out / "config.json").read_text())["architectures"] == ["BartForConditionalGeneration"]
+    heads = gen.generate([r["body"] for r in headline_records(2, offset=48)])
+    assert len(heads) == 2 and all(heads)

@@ -6,7 +6,7 @@ import importlib.util
 import pytest
 import torch
 from scoring_helpers import articles, jsonl_lines, read_jsonl, score, single_thread  # noqa: F401  (autouse fixture)
-from tiny_models import tiny_tokenizer
+from tiny_seq2seq import save_tiny_bart
 
 from xinwen.inference.analyzer import NewsAnalyzer
 from xinwen.inference.classifier import NewsClassifier
@@ -25,22 +25,7 @@ class CountingGenerator:
 
 @pytest.fixture(scope="module")
 def tiny_headline_dir(tmp_path_factory):
-    """A tiny random BART with the tiny tokenizer (<s>=0, <pad>=1, </s>=2 as BART expects)."""
-    from transformers import BartConfig, BartForConditionalGeneration, GenerationConfig
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny_headline")
-    tok = tiny_tokenizer()
-    config = BartConfig(vocab_size=len(tok), d_model=32, encoder_layers=1, decoder_layers=1,
-                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
-                        decoder_ffn_dim=64, max_position_embeddings=128, bos_token_id=0, pad_token_id=1,
-                        eos_token_id=2, decoder_start_token_id=2, forced_eos_token_id=2)
-    model = BartForConditionalGeneration(config)
-    model.generation_config = GenerationConfig(max_new_tokens=6, num_beams=1, do_sample=False, bos_token_id=0,
-                                               pad_token_id=1, eos_token_id=2, decoder_start_token_id=2)
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+    return save_tiny_bart(tmp_path_factory.mktemp("tiny_headline"))
 
 
 def test_score_adds_headlines_from_one_generator_call_per_chunk(tmp_path, tiny_classifier_dir):

@@ -34,6 +34,25 @@ def save_tiny_seq2seq(folder: Path, seed: int = 0, num_beams: int = 2) -> Path:
     return out
 
 
+def save_tiny_bart(folder: Path, seed: int = 0) -> Path:
+    """A tiny random BART with the tiny tokenizer (<s>=0, <pad>=1, </s>=2 as BART expects): a
+    stand-in for any AutoModelForSeq2SeqLM checkpoint a user brings."""
+    from transformers import BartConfig, BartForConditionalGeneration, GenerationConfig
+
+    torch.manual_seed(seed)
+    tok = tiny_tokenizer()
+    config = BartConfig(vocab_size=len(tok), d_model=32, encoder_layers=1, decoder_layers=1,
+                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
+                        decoder_ffn_dim=64, max_position_embeddings=128, bos_token_id=0, pad_token_id=1,
+                        eos_token_id=2, decoder_start_token_id=2, forced_eos_token_id=2)
+    model = BartForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(max_new_tokens=6, num_beams=1, do_sample=False, bos_token_id=0,
+                                               pad_token_id=1, eos_token_id=2, decoder_start_token_id=2)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
 # Two-character words of the tiny vocabulary. Each title is three of them (distinct titles, so
 # deduplication keeps them); its body starts with the same words, so a tiny model can learn it.
 _WORDS = ["海关", "贸易", "出口", "进口", "铁路", "高铁", "列车", "航班", "机场", "港口", "物流", "运输",
