@@ -4,7 +4,6 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-import torch
 from scoring_helpers import articles, jsonl_lines, read_jsonl, score, single_thread  # noqa: F401  (autouse fixture)
 from tiny_seq2seq import save_tiny_bart
 
