@@ -20,12 +20,10 @@ import torch
 
 from .classifier import NewsClassifier
 from .loading import check_model_source
-from .settings import RECHECK_MARGIN, SETTINGS_FILE, ClassifierSettings
+from .settings import BACKENDS, RECHECK_MARGIN, SETTINGS_FILE, ClassifierSettings
 from .text import as_article
 
 logger = logging.getLogger(__name__)
-
-BACKENDS = ("torch", "int8", "int8-checked", "onnx", "onnx-int8")
 
 RUNTIME_FILE = "xinwen_runtime.json"
 ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
@@ -115,7 +113,7 @@ def load_classifier(path: str | Path, backend: str = "auto", device: str | None 
     chosen = (recorded_backend(path) or "torch") if backend == "auto" else backend
     if chosen not in BACKENDS:
         raise ValueError(f"backend: expected one of {('auto',) + BACKENDS}, got {backend!r}")
-    if chosen in ("int8", "int8-checked", "onnx", "onnx-int8") and device not in (None, "cpu"):
+    if chosen != "torch" and device not in (None, "cpu"):  # every other backend is a CPU runtime
         raise ValueError(f"backend {chosen!r} runs on the CPU; got device={device!r}. "
                          "fix: use --backend torch on a GPU")
     if chosen == "torch":

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-from .settings import RECHECK_MARGIN
+from .settings import BACKENDS, RECHECK_MARGIN
 
 logger = logging.getLogger("xinwen.score")
 
@@ -33,7 +33,7 @@ def add_score_parsers(subparsers) -> None:
     p.add_argument("--title-column", default="title", help="'' for none")
     p.add_argument("--id-column", default="id", help="passed through to the output ('' for none)")
     p.add_argument("--keep", default="", help="more columns to pass through, comma-separated")
-    p.add_argument("--backend", default="auto", choices=["auto", "torch", "int8", "int8-checked", "onnx", "onnx-int8"],
+    p.add_argument("--backend", default="auto", choices=("auto",) + BACKENDS,
                    help="auto: what `xinwen export` recorded in the folder, else torch. int8-checked: int8, "
                         f"with the rows int8 is unsure about (top-two probability gap < {RECHECK_MARGIN}) "
                         "recomputed in fp32")

@@ -58,6 +58,10 @@ class ClassifierSettings:
         return cls(text=text, **{k: v for k, v in data.items() if k in known})
 
 
+# Classifier runtimes (``xinwen score --backend``); kept here, beside the settings, so the CLI can
+# list them without importing torch.
+BACKENDS = ("torch", "int8", "int8-checked", "onnx", "onnx-int8")
+
 # int8-checked scoring backend: rows whose int8 top-two probability gap is below this are
 # recomputed in fp32. Label flips under dynamic int8 happen where classes are close
 # (docs/benchmarks_scoring.md).
