@@ -47,10 +47,12 @@ def pick_model(explicit: str | None) -> Path:
     return standin
 
 
-def write_articles(path: Path, n: int) -> list[dict]:
+def write_articles(path: Path, n: int, source: str = "dev") -> list[dict]:
     from xinwen.training.builtin_data import inews_topics, load_inews_split
 
-    records = [{"id": r["id"], "title": r["title"], "body": r["body"], "gold": r["label"]} for r in inews_topics("dev")]
+    records = []
+    if source == "dev":
+        records = [{"id": r["id"], "title": r["title"], "body": r["body"], "gold": r["label"]} for r in inews_topics("dev")]
     if len(records) < n:  # unlabelled test-split texts when more than the 999 dev articles are asked for
         titles, bodies = load_inews_split("test")
         records += [{"id": f"test:{i}", "title": t, "body": b, "gold": None} for i, (t, b) in enumerate(zip(titles, bodies))]
@@ -111,18 +113,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--skip", default="", help="comma-separated runs to skip: int8,native,chunks")
+    parser.add_argument("--source", default="dev", choices=["dev", "test"],
+                        help="dev: labelled dev articles (then test texts if more are asked for); test: only the "
+                             "test split's texts (unlabelled), which neither training nor `xinwen first-stage` saw")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     OUT.mkdir(parents=True, exist_ok=True)
     model = pick_model(args.model)
     data = OUT / "speed_articles.jsonl"
-    records = write_articles(data, args.articles)
+    records = write_articles(data, args.articles, args.source)
     n = len(records)
     logger.info("model %s, %d articles, %d threads", model, n, args.threads)
 
     logger.info("naive pipeline loop ...")
     pipe_labels, pipe_s, pipe_cpu = naive_pipeline(model, records, args.threads)
-    results = {"model": str(model), "articles": n, "threads": args.threads, "cpu": platform.processor() or platform.machine(),
+    results = {"model": str(model), "articles": n, "source": args.source, "threads": args.threads, "cpu": platform.processor() or platform.machine(),
                "cores": os.cpu_count(), "load_average_at_start": os.getloadavg(),
                "pipeline": {"seconds": pipe_s, "cpu_seconds": pipe_cpu, "articles_per_s": n / pipe_s,
                             "articles_per_cpu_s": n / pipe_cpu}}
@@ -138,6 +143,15 @@ def main() -> None:
         runs[f"score_{native}"] = ["--backend", "torch"]  # the model's own long-text mode
     if "chunks" not in skip and native != "chunks":
         runs["score_chunks"] = ["--long-text", "chunks", "--backend", "torch"]
+    # Every run above reads the transformer for every article; a first stage fitted into the folder
+    # gets runs of its own.
+    runs = {name: extra + ["--no-first-stage"] for name, extra in runs.items()}
+    if (model / "first_stage.json").is_file():
+        if args.source == "dev":
+            logger.warning("the first stage's accept level was chosen on dev articles: use --source test")
+        runs["score_head_first_stage"] = ["--long-text", "head", "--backend", "torch"]
+        if "int8" not in skip:
+            runs["score_head_int8_checked_first_stage"] = ["--long-text", "head", "--backend", "int8-checked"]
     for name, extra in runs.items():
         logger.info("%s ...", name)
         rows, seconds, cpu_seconds, stdout = run_score(model, data, OUT / f"speed_{name}.jsonl", args.threads,

@@ -53,6 +53,12 @@ def batched_probabilities(classifier: NewsClassifier, articles: Sequence[Article
     """Calibrated probabilities, one row per article: softmax(logits / T), chunks averaged.
 
     Same numbers as ``NewsClassifier.probabilities``; only the batching differs (token budget)."""
+    return classifier.route(articles, lambda part: _model_probabilities(classifier, part, batch_size,
+                                                                          max_batch_tokens))
+
+
+def _model_probabilities(classifier: NewsClassifier, articles: Sequence[ArticleText], batch_size: int,
+                         max_batch_tokens: int | None) -> torch.Tensor:
     settings = classifier.settings
     inputs = encode_for_classifier(classifier.tokenizer, articles, settings.text)
     budget = max_batch_tokens or batch_size * settings.text.max_length
@@ -79,12 +85,13 @@ class NewsAnalyzer:
 
     @classmethod
     def from_pretrained(cls, classifier_dir: str | Path, headline_dir: str | Path | None = None,
-                        device: str | None = None, backend: str = "auto") -> "NewsAnalyzer":
+                        device: str | None = None, backend: str = "auto",
+                        first_stage: bool = True) -> "NewsAnalyzer":
         """``backend``: ``torch``, ``int8``, ``onnx`` or ``onnx-int8`` (``auto``: what ``xinwen
         export`` recorded in the folder, else ``torch``)."""
         from .backends import load_classifier
 
-        classifier = load_classifier(classifier_dir, backend=backend, device=device)
+        classifier = load_classifier(classifier_dir, backend=backend, device=device, first_stage=first_stage)
         generator = None
         if headline_dir is not None:
             from .generator import HeadlineGenerator

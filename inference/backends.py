@@ -107,8 +107,11 @@ class CheckedInt8Model:
         return SimpleNamespace(logits=logits)
 
 
-def load_classifier(path: str | Path, backend: str = "auto", device: str | None = None) -> NewsClassifier:
-    """A ``NewsClassifier`` for ``path`` running on ``backend`` (``auto``: the exported one, else torch)."""
+def load_classifier(path: str | Path, backend: str = "auto", device: str | None = None,
+                    first_stage: bool = True) -> NewsClassifier:
+    """A ``NewsClassifier`` for ``path`` running on ``backend`` (``auto``: the exported one, else torch).
+
+    A first stage fitted into the folder (``xinwen first-stage``) is used unless ``first_stage=False``."""
     path = Path(check_model_source(str(path), what="classifier path"))
     chosen = (recorded_backend(path) or "torch") if backend == "auto" else backend
     if chosen not in BACKENDS:
@@ -117,13 +120,13 @@ def load_classifier(path: str | Path, backend: str = "auto", device: str | None 
         raise ValueError(f"backend {chosen!r} runs on the CPU; got device={device!r}. "
                          "fix: use --backend torch on a GPU")
     if chosen == "torch":
-        return NewsClassifier.from_pretrained(path, device=device)
+        return NewsClassifier.from_pretrained(path, device=device, first_stage=first_stage)
     if chosen == "int8":
-        return NewsClassifier.from_pretrained(path, device="cpu", quantize="int8")
+        return NewsClassifier.from_pretrained(path, device="cpu", quantize="int8", first_stage=first_stage)
     if chosen == "int8-checked":
         from .loading import quantize_int8
 
-        clf = NewsClassifier.from_pretrained(path, device="cpu")
+        clf = NewsClassifier.from_pretrained(path, device="cpu", first_stage=first_stage)
         clf.model = CheckedInt8Model(clf.model, quantize_int8(clf.model), clf.settings.temperature,
                                      threshold=clf.settings.threshold)
         return clf
@@ -134,9 +137,11 @@ def load_classifier(path: str | Path, backend: str = "auto", device: str | None 
                                 f"fix: `xinwen export {path} {flags} --output OUT`, then pass OUT")
     from transformers import AutoConfig, AutoTokenizer
 
+    from .first_stage import FirstStage
+
     model = OnnxClassifierModel(onnx_file, AutoConfig.from_pretrained(path))
     return NewsClassifier(model, AutoTokenizer.from_pretrained(path), ClassifierSettings.load(path),
-                          torch.device("cpu"))
+                          torch.device("cpu"), first_stage=FirstStage.load(path) if first_stage else None)
 
 
 # -- export --------------------------------------------------------------------------------------
@@ -210,8 +215,8 @@ def export_classifier(source: str | Path, output: str | Path, int8: bool = False
     (output / RUNTIME_FILE).write_text(json.dumps({"backend": backend, "source": str(source)}, indent=2) + "\n")
 
     report = ExportReport(str(source), str(output), backend)
-    reference = NewsClassifier.from_pretrained(source, device="cpu")
-    exported = load_classifier(output, backend=backend)
+    reference = NewsClassifier.from_pretrained(source, device="cpu", first_stage=False)
+    exported = load_classifier(output, backend=backend, first_stage=False)
     articles = [as_article(p) for p in PROBES]
     p_ref, p_new = reference.probabilities(articles), exported.probabilities(articles)
     report.probe_max_prob_diff = float((p_ref - p_new).abs().max())

@@ -6,7 +6,7 @@
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,27 +79,55 @@ def pad_batch(sequences: list[list[int]], pad_id: int) -> dict[str, torch.Tensor
 
 
 class NewsClassifier:
-    def __init__(self, model, tokenizer, settings: ClassifierSettings, device: torch.device):
+    def __init__(self, model, tokenizer, settings: ClassifierSettings, device: torch.device, first_stage=None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.settings = settings
         self.device = device
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        # Optional cheap model that answers the articles it is sure of (first_stage.py).
+        self.first_stage = first_stage
+        if first_stage is not None and set(first_stage.labels) != set(self.labels):
+            raise ValueError(f"first stage labels {first_stage.labels} differ from the model's {self.labels}; "
+                             "fix: refit it with `xinwen first-stage DIR`")
+        # [articles seen, articles answered by the first stage], for reports.
+        self.first_stage_counts = [0, 0]
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | None = None, quantize: str | None = None,
-                        trust_remote_code: bool = False) -> "NewsClassifier":
+                        trust_remote_code: bool = False, first_stage: bool = True) -> "NewsClassifier":
         """Load a folder written by ``xinwen train`` (or any HF text-classification folder).
 
         ``quantize="int8"`` applies dynamic int8 quantization to the linear layers (CPU only).
+        ``first_stage=False`` ignores a first stage fitted into the folder (``xinwen first-stage``).
         """
+        from .first_stage import FirstStage
+
         dev = pick_device(device)
         model, tokenizer = load_classifier_model(path, dev, quantize=quantize, trust_remote_code=trust_remote_code)
-        return cls(model, tokenizer, ClassifierSettings.load(path), dev)
+        stage = FirstStage.load(path) if first_stage else None
+        return cls(model, tokenizer, ClassifierSettings.load(path), dev, first_stage=stage)
 
-    @torch.inference_mode()
     def probabilities(self, articles: Sequence[ArticleText], batch_size: int = 32) -> torch.Tensor:
         """Calibrated class probabilities, one row per article (chunks averaged)."""
+        return self.route(articles, lambda part: self.model_probabilities(part, batch_size))
+
+    def route(self, articles: Sequence[ArticleText],
+              model_probabilities: Callable[[Sequence[ArticleText]], torch.Tensor]) -> torch.Tensor:
+        """Probabilities from the first stage where it is sure, from ``model_probabilities`` elsewhere."""
+        if self.first_stage is None or not articles:
+            return model_probabilities(articles)
+        probs, accepted = self.first_stage.answer(articles, self.labels, self.settings.threshold)
+        rest = (~accepted).nonzero().squeeze(1).tolist()
+        if rest:
+            probs[rest] = model_probabilities([articles[i] for i in rest])
+        self.first_stage_counts[0] += len(articles)
+        self.first_stage_counts[1] += len(articles) - len(rest)
+        return probs
+
+    @torch.inference_mode()
+    def model_probabilities(self, articles: Sequence[ArticleText], batch_size: int = 32) -> torch.Tensor:
+        """The model's own calibrated probabilities, one row per article (chunks averaged)."""
         inputs = encode_for_classifier(self.tokenizer, articles, self.settings.text)
         sums = torch.zeros((len(articles), len(self.labels)), dtype=torch.float32)
         counts = torch.zeros(len(articles), dtype=torch.float32)

@@ -52,6 +52,9 @@ def add_score_parsers(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run of the same command")
     p.add_argument("--overwrite", action="store_true", help="discard an interrupted run's chunks and start over")
     p.add_argument("--keep-parts", action="store_true", help="keep OUTPUT.parts/ after the merge")
+    p.add_argument("--no-first-stage", action="store_true",
+                   help="ignore a first stage fitted into the classifier folder (`xinwen first-stage`): "
+                        "every article goes through the transformer")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_score)
 
@@ -88,7 +91,7 @@ def cmd_score(args) -> int:
             chunk_size=args.chunk_size, batch_size=args.batch_size, max_batch_tokens=args.max_batch_tokens,
             headline_batch_size=args.headline_batch_size, top_k=args.top_k, threshold=args.threshold,
             long_text=args.long_text, resume=args.resume, overwrite=args.overwrite, keep_parts=args.keep_parts,
-            threads=args.threads, progress=not args.no_progress)
+            threads=args.threads, progress=not args.no_progress, first_stage=not args.no_first_stage)
         summary = run_score_job(opts)
     except (ScoringError, InputError, ExportError, FileNotFoundError) as err:
         logger.error("%s", err)

@@ -65,6 +65,8 @@ class ScoreOptions:
     keep_parts: bool = False
     threads: int | None = None
     progress: bool = True
+    # Use a first stage fitted into the classifier folder (`xinwen first-stage`), if there is one.
+    first_stage: bool = True
 
     def __post_init__(self) -> None:
         self.input, self.output = Path(self.input), Path(self.output)
@@ -113,6 +115,8 @@ class ScoreSummary:
     world_size: int = 1
     # int8-checked backend: classifier rows (texts or chunks) this process saw and recomputed in fp32.
     fp32_rechecks: tuple[int, int] | None = None
+    # First stage: articles this process saw and articles it answered without the classifier.
+    first_stage_answers: tuple[int, int] | None = None
 
     @property
     def articles_per_s(self) -> float:
@@ -133,7 +137,9 @@ class ScoreSummary:
             f"output: {self.output}; rejects: {self.rejects}"]
             + ([f"int8-checked: {self.fp32_rechecks[1]} of {self.fp32_rechecks[0]} classifier rows recomputed in fp32"
                 f"{where}"]
-               if self.fp32_rechecks else []))
+               if self.fp32_rechecks else [])
+            + ([f"first stage: answered {self.first_stage_answers[1]} of {self.first_stage_answers[0]} articles "
+                f"without the transformer{where}"] if self.first_stage_answers else []))
 
 
 def _fingerprint(folder: str | None) -> list[list[Any]] | None:
@@ -156,7 +162,7 @@ def _manifest(opts: ScoreOptions, reader: RecordReader, backend: str) -> dict[st
         "headline_files": _fingerprint(opts.headline), "backend": backend, "fields": asdict(opts.fields),
         "chunk_size": opts.chunk_size, "batch_size": opts.batch_size, "max_batch_tokens": opts.max_batch_tokens,
         "headline_batch_size": opts.headline_batch_size, "top_k": opts.top_k, "threshold": opts.threshold,
-        "long_text": opts.long_text,
+        "long_text": opts.long_text, "first_stage": opts.first_stage,
     }
 
 
@@ -233,7 +239,8 @@ def _build_analyzer(opts: ScoreOptions, shard: Shard):
     device = opts.device
     if device is None and shard.world_size > 1 and torch.cuda.is_available():
         device = f"cuda:{shard.local_rank}"
-    analyzer = NewsAnalyzer.from_pretrained(opts.classifier, opts.headline, device=device, backend=opts.backend)
+    analyzer = NewsAnalyzer.from_pretrained(opts.classifier, opts.headline, device=device, backend=opts.backend,
+                                            first_stage=opts.first_stage)
     if opts.long_text:
         settings = analyzer.classifier.settings
         settings.text = replace(settings.text, long_text=opts.long_text)
@@ -276,6 +283,7 @@ def _run(opts: ScoreOptions, analyzer: Any, shard: Shard | None) -> ScoreSummary
     started = time.perf_counter()
     model = analyzer.classifier.model
     rechecks_before = (model.rows, model.rechecked) if hasattr(model, "rechecked") else None
+    stage_before = tuple(analyzer.classifier.first_stage_counts)
     buffer: list[RawItem] = []
     index = 0
 
@@ -309,6 +317,9 @@ def _run(opts: ScoreOptions, analyzer: Any, shard: Shard | None) -> ScoreSummary
     summary.seconds = time.perf_counter() - started
     if rechecks_before is not None:  # this job's rows only (an analyzer may serve several jobs)
         summary.fp32_rechecks = (model.rows - rechecks_before[0], model.rechecked - rechecks_before[1])
+    if analyzer.classifier.first_stage is not None:
+        seen, answered = analyzer.classifier.first_stage_counts
+        summary.first_stage_answers = (seen - stage_before[0], answered - stage_before[1])
 
     store.mark_done(shard.rank, shard.world_size, {"records": index, "chunks_scored": summary.chunks_scored})
     if shard.rank != 0:

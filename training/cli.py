@@ -61,6 +61,22 @@ def _is_headline(folder: str) -> bool:
     return p.is_file() and json.loads(p.read_text()).get("task") == "headline"
 
 
+def _cmd_first_stage(args) -> int:
+    import json
+
+    from ..inference.first_stage import remove_first_stage
+    from .first_stage_fit import FirstStageOptions, fit_first_stage
+
+    if args.remove:
+        remove_first_stage(args.model_dir)
+        logger.info("removed the first stage from %s", args.model_dir)
+        return 0
+    report = fit_first_stage(FirstStageOptions(model_dir=args.model_dir, data=args.data, holdout=args.holdout,
+                                               agreement=args.agreement, min_accepted=args.min_accepted))
+    print(json.dumps(report, indent=2, ensure_ascii=False))  # the command's answer
+    return 0
+
+
 def _cmd_prepare(args) -> int:
     from ..inference.builtin_encoder import prepare_builtin_encoder
 
@@ -85,6 +101,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=None, help="report folder (default: MODEL_DIR/eval)")
     p.add_argument("--no-baseline", action="store_true")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("first-stage", help="fit a fast first stage into a topic model folder (speeds up score)",
+                       description="Distil a character n-gram model from the classifier's own answers and "
+                                   "save it beside the model; `score`, NewsClassifier and NewsAnalyzer then let "
+                                   "it answer the articles it is sure of and send the rest to the transformer.")
+    p.add_argument("model_dir")
+    p.add_argument("--data", default=None, help="articles to learn from (file or builtin:inews-topics@train); "
+                   "labels are not needed. Default: the model's training split")
+    p.add_argument("--holdout", default=None, help="other articles, to choose the accept level on "
+                   "(default: the model's dev split)")
+    p.add_argument("--agreement", type=float, default=0.995,
+                   help="accepted answers must agree with the classifier this often on the held-out articles")
+    p.add_argument("--min-accepted", type=int, default=50)
+    p.add_argument("--remove", action="store_true", help="delete the folder's first stage instead")
+    p.set_defaults(func=_cmd_first_stage)
 
     p = sub.add_parser("prepare-encoder", help="convert the offline e5 encoder (runs on first use anyway)")
     p.add_argument("--force", action="store_true")

@@ -14,6 +14,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
 from ..inference.classifier import NewsClassifier, encode_for_classifier, pad_batch
+from ..inference.first_stage import remove_first_stage
 from ..inference.loading import check_model_source
 from ..inference.settings import ClassifierSettings, TextSettings
 from ..inference.text import as_article, classifier_text
@@ -191,6 +192,7 @@ def train_topic(cfg: TopicConfig) -> dict:
     best.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     settings.save(out)
+    remove_first_stage(out)  # one distilled from an earlier model in this folder no longer applies
     metrics = {
         "dev": dev_report, "best_epoch": state.best_epoch, "history": state.history,
         "temperature": temperature, "dev_ece_before_calibration": ece_before,

@@ -74,7 +74,7 @@ def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str |
     labels = list(cfg.data.labels)
     gold = [r["label"] for r in records]
 
-    clf = NewsClassifier.from_pretrained(folder)
+    clf = NewsClassifier.from_pretrained(folder, first_stage=False)  # the model itself is evaluated
     labels = clf.labels if set(clf.labels) == set(labels) else labels
     articles = [as_article(r, i) for i, r in enumerate(records)]
     temperature = clf.settings.temperature
