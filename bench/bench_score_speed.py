@@ -1,15 +1,21 @@
 """`xinwen score` against a naive `transformers.pipeline` loop: same file, same model folder, one run.
 
-    nice -n 10 python bench/bench_score_speed.py --articles 300 --threads 2
+    python bench/bench_score_speed.py --articles 990 --source test --threads 2 --skip chunks,native
 
 Baseline: ``pipeline("text-classification", model=DIR)`` called once per article on exactly the text
 ``xinwen score`` prepares (``classifier_text(as_article(rec), prefix)``), truncated to the model's
 max length. Contender: the ``xinwen score`` command as a user runs it, end to end (process start
 and model load included), with ``--long-text head`` so both read the same tokens; label agreement is
-measured on that run. The int8 backend, the model's own long-text mode and chunk mode (every
-window of a long article scored, probabilities averaged: more work per article) are timed too and
-reported separately. Both sides use the same number of torch threads. Wall time and CPU time are
-both reported: on a machine shared with other jobs, CPU seconds per article are the steadier figure.
+measured on that run. Runs: torch fp32, int8, int8-checked; when the folder holds a first stage
+(``xinwen first-stage DIR``), torch and int8-checked with it, in one process and sharded over
+``--processes`` processes by ``accelerate launch`` (the cores split between them); the model's own
+long-text mode and chunk mode unless skipped. Every other run passes ``--no-first-stage``. The
+pipeline and single-process runs use ``--threads`` torch threads. Wall time and CPU time are both
+reported; "steady" is the command's own rate (start and model load excluded; for sharded runs, all
+articles over the slowest process's time).
+
+``--source test`` uses only the test split's texts, which neither training nor the first stage's
+fitting and accept-level choice (train and dev) have seen; gold accuracy is then not available.
 
 Model: ``runs/topic`` when the trained classifier exists, else the e5-sized stand-in built by
 ``bench/make_standin_classifier.py``. Results: bench/out/score_speed.json (and a table on stdout).
@@ -88,10 +94,17 @@ def _children_cpu() -> float:
 
 
 def run_score(model: Path, data: Path, output: Path, threads: int,
-              extra: list[str]) -> tuple[list[dict], float, float, str]:
-    cmd = [sys.executable, "-m", "xinwen.inference.score_cli", "score", "--classifier", str(model),
-           "--input", str(data), "--output", str(output), "--threads", str(threads), "--threshold", "0",
-           "--no-progress", "--overwrite", *extra]
+              extra: list[str], processes: int = 1) -> tuple[list[dict], float, float, str]:
+    if processes > 1:
+        # The documented scale-out command; each process gets cores / processes torch threads.
+        launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+                    str(processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                    "-m", "xinwen.inference.score_cli"]
+        threading = []
+    else:
+        launcher, threading = [sys.executable, "-m", "xinwen.inference.score_cli"], ["--threads", str(threads)]
+    cmd = [*launcher, "score", "--classifier", str(model), "--input", str(data), "--output", str(output),
+           *threading, "--threshold", "0", "--no-progress", "--overwrite", *extra]
     started, cpu = time.perf_counter(), _children_cpu()
     done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     seconds, cpu_seconds = time.perf_counter() - started, _children_cpu() - cpu
@@ -102,8 +115,12 @@ def run_score(model: Path, data: Path, output: Path, threads: int,
 
 
 def _steady_rate(summary: str) -> float:
-    match = re.search(r"= ([0-9.]+) articles/s", summary)
-    return float(match.group(1)) if match else float("nan")
+    """Articles per second while scoring (process start and model load excluded); for a sharded
+    run, all processes' articles over the slowest process's time."""
+    found = re.findall(r"([0-9]+) articles in ([0-9.]+) s = [0-9.]+ articles/s", summary)
+    if not found:
+        return float("nan")
+    return sum(int(n) for n, _ in found) / max(float(sec) for _, sec in found)
 
 
 def main() -> None:
@@ -113,6 +130,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--skip", default="", help="comma-separated runs to skip: int8,native,chunks")
+    parser.add_argument("--processes", type=int, default=2,
+                        help="also time the first-stage runs sharded over this many processes "
+                             "(`accelerate launch`, cores split between them); 1 = no sharded runs")
+    parser.add_argument("--chunk-size", type=int, default=256, help="records per committed chunk (the unit "
+                        "that sharded processes split)")
     parser.add_argument("--source", default="dev", choices=["dev", "test"],
                         help="dev: labelled dev articles (then test texts if more are asked for); test: only the "
                              "test split's texts (unlabelled), which neither training nor `xinwen first-stage` saw")
@@ -152,10 +174,15 @@ def main() -> None:
         runs["score_head_first_stage"] = ["--long-text", "head", "--backend", "torch"]
         if "int8" not in skip:
             runs["score_head_int8_checked_first_stage"] = ["--long-text", "head", "--backend", "int8-checked"]
+        if args.processes > 1:
+            for name in [n for n in runs if n.endswith("first_stage")]:
+                runs[f"{name}_{args.processes}proc"] = runs[name]
     for name, extra in runs.items():
         logger.info("%s ...", name)
-        rows, seconds, cpu_seconds, stdout = run_score(model, data, OUT / f"speed_{name}.jsonl", args.threads,
-                                                       extra + ["--batch-size", str(args.batch_size)])
+        processes = args.processes if name.endswith("proc") else 1
+        rows, seconds, cpu_seconds, stdout = run_score(
+            model, data, OUT / f"speed_{name}.jsonl", args.threads,
+            extra + ["--batch-size", str(args.batch_size), "--chunk-size", str(args.chunk_size)], processes)
         by_id = {r["id"]: r["label"] for r in rows}
         if len(by_id) != n:
             raise RuntimeError(f"{name}: scored {len(by_id)} of {n} articles; see {OUT / f'speed_{name}.jsonl.rejects.jsonl'}")

@@ -5,7 +5,7 @@ model reads that in about a millisecond, where the transformer spends ~50 ms of 
 stage is distilled from the classifier itself (``xinwen first-stage DIR``: it learns the
 classifier's labels, not the gold ones) and accepts an article only when its top probability
 reaches ``accept``, a level chosen on held-out articles so that accepted answers agree with the
-classifier at a target rate (99.5% by default). Every other article goes to the classifier as
+classifier at a target rate (99% by default). Every other article goes to the classifier as
 before, so the first stage can only change labels where it was measured to agree.
 
 Stored beside the model as ``first_stage.json`` (settings, vocabulary, fit report) and

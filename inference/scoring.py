@@ -176,20 +176,41 @@ class Shard:
 
     @classmethod
     def from_env(cls) -> "Shard":
-        """This process's place in a launch by ``accelerate launch``/``torchrun`` (RANK, WORLD_SIZE)
-        or mpirun (OMPI_/PMI_ variables); a single process otherwise."""
-        env = os.environ
-        if max(int(env.get(k, "1")) for k in ("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")) <= 1:
-            return cls()
-        from accelerate import PartialState
+        """This process's place in a launch by ``torchrun``/``accelerate launch`` (RANK, WORLD_SIZE,
+        LOCAL_RANK, LOCAL_WORLD_SIZE) or mpirun (OMPI_/PMI_ variables); a single process otherwise.
 
-        state = PartialState()  # joins the process group that the launcher set up
-        local_world = int(env.get("LOCAL_WORLD_SIZE") or env.get("OMPI_COMM_WORLD_LOCAL_SIZE") or state.num_processes)
-        return cls(state.process_index, state.num_processes, state.local_process_index, local_world)
+        Read from the environment rather than from accelerate's state, which reports a single
+        process on CPU-only machines even when the launcher started several."""
+        env = os.environ
+
+        def first(*names: str, default: int) -> int:
+            return next((int(env[n]) for n in names if env.get(n)), default)
+
+        world = first("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", default=1)
+        if world <= 1:
+            return cls()
+        rank = first("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", default=0)
+        local_rank = first("LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", default=0)
+        local_world = first("LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", default=world)
+        if not 0 <= rank < world:
+            raise ScoringError(f"launcher environment: rank {rank} is outside world size {world}")
+        return cls(rank, world, local_rank, local_world)
 
 
 def _barrier(shard: Shard) -> None:
-    if shard.world_size > 1:
+    """Every process waits here until all have arrived (process 0 has prepared the chunk folder)."""
+    if shard.world_size <= 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+    elif os.environ.get("MASTER_ADDR"):
+        # torchrun / accelerate launch: join their rendezvous. gloo, because a barrier is the only
+        # collective here and gloo runs with or without GPUs.
+        dist.init_process_group("gloo", rank=shard.rank, world_size=shard.world_size)
+        dist.barrier()
+    else:  # mpirun without a torch rendezvous address: accelerate knows how to join
         from accelerate import PartialState
 
         PartialState().wait_for_everyone()

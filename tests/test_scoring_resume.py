@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -126,5 +127,27 @@ def test_sharded_processes_merge_to_the_single_process_bytes(tmp_path, analyzer,
     rank0.join(timeout=60)
     assert results[0].chunks == 15
     assert [results[r].chunks_scored for r in range(3)] == [5, 5, 5]
+    assert out.read_bytes() == single.read_bytes()
+    assert Path(str(out) + ".rejects.jsonl").read_bytes() == Path(str(single) + ".rejects.jsonl").read_bytes()
+
+
+def test_a_real_two_process_launch_on_cpu_shards_and_merges_to_the_same_bytes(tmp_path, tiny_classifier_dir,
+                                                                              messy_input):
+    # torchrun sets the same RANK/WORLD_SIZE/MASTER_ADDR variables as `accelerate launch`; accelerate's
+    # own state reports one process on a CPU-only machine, which once made both processes act as
+    # process 0 of 1.
+    single = tmp_path / "single.jsonl"
+    subprocess.run(_cli(tiny_classifier_dir, messy_input, single), check=True, capture_output=True)
+    out = tmp_path / "launched.jsonl"
+    with socket.socket() as probe:  # a free port for the processes' rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
+                "127.0.0.1", "--master-port", str(port)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(launcher + _cli(tiny_classifier_dir, messy_input, out)[1:], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "process 1 of 2" in done.stdout and "(process 0 of 2)" in done.stdout
     assert out.read_bytes() == single.read_bytes()
     assert Path(str(out) + ".rejects.jsonl").read_bytes() == Path(str(single) + ".rejects.jsonl").read_bytes()

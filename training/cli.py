@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "labels are not needed. Default: the model's training split")
     p.add_argument("--holdout", default=None, help="other articles, to choose the accept level on "
                    "(default: the model's dev split)")
-    p.add_argument("--agreement", type=float, default=0.995,
+    p.add_argument("--agreement", type=float, default=0.99,
                    help="accepted answers must agree with the classifier this often on the held-out articles")
     p.add_argument("--min-accepted", type=int, default=50)
     p.add_argument("--remove", action="store_true", help="delete the folder's first stage instead")

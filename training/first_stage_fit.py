@@ -2,8 +2,8 @@
 
 The first stage learns the classifier's own answers (its labels on texts it has read), so it needs
 no gold labels: any unlabelled articles of the kind the model will score can be used. Its accept
-level is chosen on separate held-out articles: the lowest top probability at which every larger
-accepted set still agrees with the classifier at ``agreement`` or better. Articles below it go to
+level is chosen on separate held-out articles: the lowest top probability at which the articles
+it would answer agree with the classifier at ``agreement`` or better. Articles below it go to
 the transformer, so outside the accepted set nothing changes.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ class FirstStageOptions:
     data: str | None = None
     holdout: str | None = None
     # Accepted answers must agree with the classifier at least this often on the held-out articles.
-    agreement: float = 0.995
+    agreement: float = 0.99
     # Fewer accepted held-out articles than this cannot show the agreement: the stage stays off.
     min_accepted: int = 50
     regularisation_c: float = 30.0
@@ -51,19 +51,17 @@ class FirstStageOptions:
 
 
 def choose_accept_level(top: np.ndarray, agree: np.ndarray, agreement: float, min_accepted: int) -> float:
-    """The lowest top probability at which every accepted set of ``min_accepted`` or more of the
-    most confident held-out articles agrees with the classifier at ``agreement`` or better.
+    """The lowest top probability at which the accepted held-out articles (those at or above it,
+    at least ``min_accepted`` of them) agree with the classifier at ``agreement`` or better.
 
     ``top``: the first stage's top probability per article; ``agree``: whether its label equals
-    the classifier's. Returns a level above 1 (stage off) when even the ``min_accepted`` most
-    confident articles fall short."""
+    the classifier's. Returns a level above 1 (stage off) when no such level exists."""
     order = np.argsort(-top, kind="stable")
     rate = np.cumsum(agree[order]) / np.arange(1, len(order) + 1)
-    k = min_accepted - 1
-    if len(order) < min_accepted or rate[k] < agreement:
+    good = np.flatnonzero(rate[min_accepted - 1:] >= agreement) + min_accepted - 1
+    if len(order) < min_accepted or not len(good):
         return 1.01
-    while k + 1 < len(order) and rate[k + 1] >= agreement:
-        k += 1
+    k = int(good[-1])
     level = float(top[order[k]])
     if agree[top >= level].mean() < agreement:  # ties at the level pulled in disagreeing articles
         level = float(np.nextafter(level, 2.0))
