@@ -14,7 +14,7 @@ from xinwen.inference import NewsAnalyzer, NewsClassifier
 from xinwen.inference.first_stage import STAGE_JSON, STAGE_TENSORS, FirstStage, FirstStageSettings
 from xinwen.inference.text import as_article, classifier_text
 from xinwen.training.cli import main as xinwen
-from xinwen.training.first_stage_fit import FirstStageOptions, choose_accept_level, fit_first_stage
+from xinwen.training.first_stage_fit import FirstStageOptions, choose_accept_level, fit_first_stage, softmax_weights
 
 
 def test_accept_level_stops_where_agreement_would_fall_below_the_target():
@@ -35,6 +35,26 @@ def test_accept_level_does_not_let_a_tie_pull_in_a_disagreeing_article():
     agree = np.array([1, 1, 1, 0], dtype=bool)
     level = choose_accept_level(top, agree, agreement=0.9, min_accepted=2)
     assert agree[top >= level].mean() >= 0.9 and (top >= level).sum() == 2
+
+
+@pytest.mark.parametrize("present", [[1, 3], [0, 2, 4], [2]])
+def test_softmax_weights_give_the_fitted_probabilities_over_all_labels(present):
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(60, 4)).astype(np.float32)
+    target = np.array(present)[rng.integers(0, len(present), 60)]
+    weights, bias = softmax_weights(features, target, 5, regularisation_c=1.0)
+    logits = features @ weights.T + bias
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    absent = [k for k in range(5) if k not in present]
+    assert probs[:, absent].max() < 1e-9
+    if len(present) > 1:  # two present labels: scikit-learn's one-row (binary) form
+        expected = LogisticRegression(C=1.0, max_iter=3000).fit(features, target).predict_proba(features)
+        assert np.allclose(probs[:, present], expected, atol=1e-5)
+    else:
+        assert np.allclose(probs[:, present[0]], 1.0)
 
 
 def _keyword_stage(labels=TOPIC_LABELS, accept=0.9) -> FirstStage:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression
 from tqdm.auto import tqdm
 
 from ..inference.analyzer import batched_probabilities
@@ -68,6 +69,29 @@ def choose_accept_level(top: np.ndarray, agree: np.ndarray, agreement: float, mi
     return level
 
 
+def softmax_weights(features, target: np.ndarray, n_labels: int, regularisation_c: float
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(weights [n_labels, n_features], bias [n_labels]) of a softmax regression fitted to
+    ``target``, so that softmax(x @ weights.T + bias) gives its probabilities over all labels.
+
+    A label absent from ``target`` gets a bias that keeps it near zero. With two labels present,
+    scikit-learn stores one row (the second label against the first); the first label's row is
+    then zero, which gives the same two-way probabilities."""
+    weights = np.zeros((n_labels, features.shape[1]), dtype=np.float32)
+    bias = np.full(n_labels, -30.0, dtype=np.float32)
+    present = np.unique(target)
+    if len(present) == 1:
+        bias[present[0]] = 0.0
+        return weights, bias
+    model = LogisticRegression(C=regularisation_c, max_iter=3000).fit(features, target)
+    if len(model.classes_) == 2:
+        weights[model.classes_[1]], bias[model.classes_[1]] = model.coef_[0], model.intercept_[0]
+        bias[model.classes_[0]] = 0.0
+    else:
+        weights[model.classes_], bias[model.classes_] = model.coef_, model.intercept_
+    return weights, bias
+
+
 def _records(spec: str, split: str, cfg: TopicConfig) -> list[dict]:
     if spec.startswith("builtin:"):
         name, _, chosen = spec.partition("@")
@@ -87,7 +111,6 @@ def _teacher(clf: NewsClassifier, articles: list[ArticleText], name: str, batch_
 def fit_first_stage(opts: FirstStageOptions) -> dict:
     """Fit, choose the accept level, save into ``opts.model_dir``; returns the report."""
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
 
     started = time.perf_counter()
     folder = Path(opts.model_dir)
@@ -112,19 +135,8 @@ def fit_first_stage(opts: FirstStageOptions) -> dict:
     vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2,
                                  max_features=opts.max_features, dtype=np.float32)
     features = vectorizer.fit_transform([classifier_text(a) for a in fit_articles])
-    weights = np.zeros((len(labels), features.shape[1]), dtype=np.float32)
-    # A label the classifier never gave on the fitting texts gets a bias that keeps it near zero.
-    bias = np.full(len(labels), -30.0, dtype=np.float32)
-    present = np.unique(fit_target)
-    if len(present) == 1:
-        bias[present[0]] = 0.0
-    else:
-        model = LogisticRegression(C=opts.regularisation_c, max_iter=3000).fit(features, fit_target)
-        weights[model.classes_] = model.coef_
-        bias[model.classes_] = model.intercept_
-    vocabulary = [None] * len(vectorizer.vocabulary_)
-    for gram, column in vectorizer.vocabulary_.items():
-        vocabulary[column] = gram
+    weights, bias = softmax_weights(features, fit_target, len(labels), opts.regularisation_c)
+    vocabulary = vectorizer.get_feature_names_out().tolist()  # column order
     stage = FirstStage(FirstStageSettings(labels=labels), vocabulary, vectorizer.idf_, weights, bias)
 
     probs = stage.probabilities([classifier_text(a) for a in hold_articles])
