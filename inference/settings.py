@@ -63,6 +63,7 @@ class ClassifierSettings:
 BACKENDS = ("torch", "int8", "int8-checked", "onnx", "onnx-int8")
 
 # int8-checked scoring backend: rows whose int8 top-two probability gap is below this are
-# recomputed in fp32. Label flips under dynamic int8 happen where classes are close
-# (docs/benchmarks_scoring.md).
+# recomputed in fp32; label flips under dynamic int8 happen where classes are close
+# (docs/benchmarks_scoring.md). Also how near a confidence threshold a top probability counts
+# as fragile, there and for the first stage's answers.
 RECHECK_MARGIN = 0.2
