@@ -3,7 +3,8 @@
     python bench/bench_topic_margin.py runs/topic
 
 Both systems are trained on the model's own training records (the TF-IDF + LR baseline is refit
-here exactly as `xinwen eval` does) and predict the dev split and the formal check set; the
+here exactly as `xinwen eval` does) and predict the dev split and the two formal check sets
+(bench/data/formal_news_eval.jsonl, formal_news_eval2.jsonl); the
 articles are then resampled with replacement (both systems' predictions together) and the
 macro-F1 difference recomputed each time. Also prints four-label macro-F1 without `trade`, whose
 6 dev items carry most of the dev margin.
@@ -36,13 +37,15 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     train, dev = load_topic_splits(load_config(Path(args.model_dir, "config.yaml")))
-    formal_path = ROOT / "bench" / "data" / "formal_news_eval.jsonl"
-    formal = [json.loads(line) for line in formal_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    check_sets = {"dev": dev}
+    for name, path in (("formal", "formal_news_eval.jsonl"), ("formal2", "formal_news_eval2.jsonl")):
+        text = (ROOT / "bench" / "data" / path).read_text(encoding="utf-8")
+        check_sets[name] = [json.loads(line) for line in text.splitlines() if line.strip()]
     clf = NewsClassifier.from_pretrained(args.model_dir, device="cpu", first_stage=False)
     labels = clf.labels
     baseline = tfidf_baseline(train, labels)
     rng = np.random.default_rng(args.seed)
-    for name, records in (("dev", dev), ("formal", formal)):
+    for name, records in check_sets.items():
         gold = np.array([r["label"] for r in records])
         probs = batched_probabilities(clf, [as_article(r, i) for i, r in enumerate(records)])
         model = np.array([labels[i] for i in probs.argmax(1).tolist()])

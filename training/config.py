@@ -70,6 +70,9 @@ class TrainSection:
     # corpus prior. 1.0 is the full analytic correction (no tuning), 0 turns it off. Folded into
     # the saved classifier bias, so transformers.pipeline sees the same decision rule.
     prior_correction: float = 1.0
+    # "linear_probe": fit the head on the frozen encoder's pooled features before fine-tuning
+    # (LP-FT, training/head_init.py); "random": the usual fresh head.
+    head_init: Literal["random", "linear_probe"] = "random"
     seed: int = 13
     mixed_precision: Literal["no", "fp16", "bf16", "auto"] = "auto"
     early_stopping_patience: int = 2

@@ -21,6 +21,7 @@ from ..inference.text import as_article, classifier_text
 from .classification_metrics import classification_report, expected_calibration_error, fit_temperature
 from .config import TopicConfig
 from .config_loading import save_yaml
+from .head_init import linear_probe_init
 from .loop import length_bucketed_batches, make_accelerator, train_loop
 from .topic_data import load_topic_splits
 from .vocab_pruning import prune_vocabulary
@@ -135,6 +136,9 @@ def train_topic(cfg: TopicConfig) -> dict:
     adjust = cfg.train.prior_correction * _prior_shift(y, always, expected, weights, len(labels))
     logger.info("logit adjustment for the corpus prior: %s",
                 {lab: round(float(a), 2) for lab, a in zip(labels, adjust)})
+    if cfg.train.head_init == "linear_probe":
+        linear_probe_init(model, encoded, y, batches.indices(0), weights, tokenizer.pad_token_id or 0,
+                          batch_size=cfg.train.eval_batch_size)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.train.label_smoothing)
 
     head_names = ("classifier", "pooler", "score")
