@@ -98,3 +98,17 @@ def test_prior_shift_restores_the_corpus_prior():
     # project-written (always-used) items do not count towards the corpus prior
     extra = _prior_shift(y + [0] * 50, always + [True] * 50, seen, None, 2)
     assert torch.allclose(extra, shift)
+
+
+def test_eval_can_override_how_much_text_the_model_reads(tiny_classifier_dir, topic_files, tmp_path):
+    _, dev = topic_files
+    saved = evaluate_topic_folder(str(tiny_classifier_dir), data=str(dev), output=str(tmp_path / "a"), baseline=False)
+    chunked = evaluate_topic_folder(str(tiny_classifier_dir), data=str(dev), output=str(tmp_path / "b"),
+                                    baseline=False, long_text="chunks", max_length=16)
+    assert chunked["text"] == {"long_text": "chunks", "max_length": 16}
+    assert saved["text"]["long_text"] != "chunks" or saved["text"]["max_length"] != 16
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert report["text"] == chunked["text"]
+    with pytest.raises(ValueError, match="--max-length 100000"):
+        evaluate_topic_folder(str(tiny_classifier_dir), data=str(dev), output=str(tmp_path / "c"),
+                              baseline=False, max_length=100000)

@@ -49,7 +49,8 @@ def _cmd_eval(args) -> int:
     else:
         from .topic_eval import evaluate_topic_folder
 
-        evaluate_topic_folder(args.model_dir, data=args.data, output=args.output, baseline=not args.no_baseline)
+        evaluate_topic_folder(args.model_dir, data=args.data, output=args.output, baseline=not args.no_baseline,
+                              long_text=args.long_text, max_length=args.max_length)
     return 0
 
 
@@ -100,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="file (JSONL/CSV/Parquet) or builtin name; default: the dev split")
     p.add_argument("--output", default=None, help="report folder (default: MODEL_DIR/eval)")
     p.add_argument("--no-baseline", action="store_true")
+    p.add_argument("--long-text", default=None, choices=["head", "head_tail", "chunks"],
+                   help="topic models: override how text beyond max length is read (default: as saved)")
+    p.add_argument("--max-length", type=int, default=None,
+                   help="topic models: override the tokens per window (default: as saved)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("first-stage", help="fit a fast first stage into a topic model folder (speeds up score)",

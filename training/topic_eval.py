@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import logging
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from ..inference.classifier import NewsClassifier
 from ..inference.text import as_article, classifier_text
 from .classification_metrics import classification_report, expected_calibration_error, plot_confusion
 from .config import TopicConfig, load_config
+from .config_loading import ConfigError
 from .data_files import load_labelled
 from .topic_data import BUILTIN_TOPICS, _load, load_topic_splits
 
@@ -62,9 +64,12 @@ def render_markdown(results: dict) -> str:
 
 
 def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str | None = None,
-                          baseline: bool = True, dev_probabilities: torch.Tensor | None = None) -> dict:
+                          baseline: bool = True, dev_probabilities: torch.Tensor | None = None,
+                          long_text: str | None = None, max_length: int | None = None) -> dict:
     """Report on ``data`` (default: the config's dev split). ``dev_probabilities`` (uncalibrated,
-    from training) skips recomputing the model's dev predictions right after training."""
+    from training) skips recomputing the model's dev predictions right after training.
+    ``long_text`` / ``max_length`` override how much of each article the model reads (the saved
+    settings otherwise), to measure that trade-off on one's own data before scoring with it."""
     folder = Path(model_dir)
     cfg_path = folder / "config.yaml"
     cfg = load_config(cfg_path) if cfg_path.is_file() else TopicConfig()
@@ -75,6 +80,17 @@ def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str |
     gold = [r["label"] for r in records]
 
     clf = NewsClassifier.from_pretrained(folder, first_stage=False)  # the model itself is evaluated
+    overrides = {k: v for k, v in (("long_text", long_text), ("max_length", max_length)) if v is not None}
+    positions = getattr(clf.model.config, "max_position_embeddings", None)
+    if max_length is not None and positions and max_length > positions:
+        raise ConfigError([f"--max-length {max_length}: this model reads at most {positions} tokens per window; "
+                           f"use a smaller value, or --long-text chunks to read longer articles"], "xinwen eval")
+    if overrides:
+        try:
+            clf.settings.text = replace(clf.settings.text, **overrides)  # validated by TextSettings
+        except ValueError as err:
+            raise ConfigError([f"--long-text/--max-length: {err}"], "xinwen eval") from None
+        dev_probabilities = None  # computed with the saved settings
     labels = clf.labels if set(clf.labels) == set(labels) else labels
     articles = [as_article(r, i) for i, r in enumerate(records)]
     temperature = clf.settings.temperature
@@ -89,6 +105,7 @@ def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str |
     gold_idx = np.array([clf.labels.index(g) for g in gold])
     systems = {"xinwen": classification_report(gold, pred, labels)}
     results = {"data": name, "n": len(records), "labels": labels, "systems": systems,
+               "text": {"long_text": clf.settings.text.long_text, "max_length": clf.settings.text.max_length},
                "calibration": {"temperature": temperature,
                                "ece_uncalibrated": expected_calibration_error(raw, gold_idx),
                                "ece_calibrated": expected_calibration_error(calibrated, gold_idx)}}
