@@ -20,7 +20,8 @@ from sklearn.metrics import f1_score
 from xinwen.inference import NewsClassifier
 from xinwen.inference.analyzer import batched_probabilities
 from xinwen.inference.text import as_article
-from xinwen.training.builtin_data import inews_topics
+from xinwen.training.config import load_config
+from xinwen.training.topic_data import load_topic_splits
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = (("head_tail", 128), ("head_tail", 192), ("head_tail", 256), ("chunks", 128))
@@ -31,14 +32,16 @@ def main() -> None:
     parser.add_argument("model_dirs", nargs="+")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    check_sets = {"dev": inews_topics("dev")}
+    formal_sets = {}
     for name in ("formal_news_eval", "formal_news_eval2"):
         text = (ROOT / "bench" / "data" / f"{name}.jsonl").read_text(encoding="utf-8")
-        check_sets[name] = [json.loads(line) for line in text.splitlines() if line.strip()]
+        formal_sets[name] = [json.loads(line) for line in text.splitlines() if line.strip()]
     print("| model | set | " + " | ".join(f"{mode} {length}" for mode, length in VARIANTS) + " |")
     print("|---|---|" + "---:|" * len(VARIANTS))
     for model_dir in args.model_dirs:
         clf = NewsClassifier.from_pretrained(model_dir, device="cpu", first_stage=False)
+        # The dev split of the model's own config (builtin inews-topics dev for the default recipe).
+        check_sets = {"dev": load_topic_splits(load_config(Path(model_dir, "config.yaml")))[1], **formal_sets}
         trained = clf.settings.text
         for name, records in check_sets.items():
             gold = [r["label"] for r in records]

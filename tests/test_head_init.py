@@ -97,3 +97,17 @@ def test_training_starts_from_the_probe_head(tiny_encoder_dir, topic_files, tmp_
         accuracy[head_init] = metrics["dev"]["accuracy"]
     assert calls == [30]  # once, on the first epoch's 30 training items
     assert accuracy["linear_probe"] >= 0.8 and accuracy["random"] <= 0.4, accuracy
+
+
+def test_resumed_run_skips_the_probe(tiny_encoder_dir, topic_files, tmp_path, monkeypatch):
+    """A resumed run loads its trained head from the checkpoint: fitting a probe would be wasted."""
+    from test_train_topic import tiny_config
+    from xinwen.training import topic as topic_module
+
+    train, dev = topic_files
+    cfg = ("train.epochs=2", "train.checkpoint_every=3", "train.head_init=linear_probe")
+    topic_module.train_topic(tiny_config(tiny_encoder_dir, train, dev, tmp_path / "run", *cfg))
+    calls = []
+    monkeypatch.setattr(topic_module, "linear_probe_init", lambda *a, **k: calls.append(1))
+    topic_module.train_topic(tiny_config(tiny_encoder_dir, train, dev, tmp_path / "run", *cfg))
+    assert calls == []

@@ -43,7 +43,12 @@ def _cmd_eval(args) -> int:
 
     task = ClassifierSettings.load(args.model_dir).task if not _is_headline(args.model_dir) else "headline"
     if task == "headline":
+        from .config_loading import ConfigError
         from .headline_eval import evaluate_headline_folder
+
+        if args.long_text or args.max_length:
+            raise ConfigError(["--long-text/--max-length apply to topic models; a headline model reads "
+                               "the length it was trained with (drop the flags)"], "xinwen eval")
 
         evaluate_headline_folder(args.model_dir, data=args.data, output=args.output)
     else:

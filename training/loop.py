@@ -66,7 +66,7 @@ def make_accelerator(cfg: TrainSection) -> Accelerator:
     )
 
 
-def _latest_checkpoint(folder: Path) -> Path | None:
+def latest_checkpoint(folder: Path) -> Path | None:
     steps = sorted(p for p in folder.glob("step-*") if (p / "loop_state.json").is_file())
     return steps[-1] if steps else None
 
@@ -101,7 +101,7 @@ def train_loop(
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
     state = LoopState(history=[])
-    latest = _latest_checkpoint(ckpt_dir) if cfg.resume else None
+    latest = latest_checkpoint(ckpt_dir) if cfg.resume else None
     if latest is not None:
         accelerator.load_state(str(latest))
         state = LoopState(**json.loads((latest / "loop_state.json").read_text()))

@@ -22,7 +22,7 @@ from .classification_metrics import classification_report, expected_calibration_
 from .config import TopicConfig
 from .config_loading import save_yaml
 from .head_init import linear_probe_init
-from .loop import length_bucketed_batches, make_accelerator, train_loop
+from .loop import latest_checkpoint, length_bucketed_batches, make_accelerator, train_loop
 from .topic_data import load_topic_splits
 from .vocab_pruning import prune_vocabulary
 
@@ -136,9 +136,6 @@ def train_topic(cfg: TopicConfig) -> dict:
     adjust = cfg.train.prior_correction * _prior_shift(y, always, expected, weights, len(labels))
     logger.info("logit adjustment for the corpus prior: %s",
                 {lab: round(float(a), 2) for lab, a in zip(labels, adjust)})
-    if cfg.train.head_init == "linear_probe":
-        linear_probe_init(model, encoded, y, batches.indices(0), weights, tokenizer.pad_token_id or 0,
-                          batch_size=cfg.train.eval_batch_size)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.train.label_smoothing)
 
     head_names = ("classifier", "pooler", "score")
@@ -168,6 +165,11 @@ def train_topic(cfg: TopicConfig) -> dict:
         return loss_fn(m(**batch).logits.float(), target)
 
     accelerator = make_accelerator(cfg.train)
+    resuming = cfg.train.resume and latest_checkpoint(out / "checkpoints") is not None
+    if cfg.train.head_init == "linear_probe" and not resuming:  # a resumed run loads its trained head
+        model.to(accelerator.device)  # the probe's forward pass on the GPU when there is one
+        linear_probe_init(model, encoded, y, batches.indices(0), weights, tokenizer.pad_token_id or 0,
+                          batch_size=cfg.train.eval_batch_size)
     if loss_fn.weight is not None:
         loss_fn.to(accelerator.device)
     model.train()

@@ -60,7 +60,9 @@ def render_markdown(results: dict) -> str:
     if cal:
         tail = (f"\nCalibration (temperature {cal['temperature']:.2f}): ECE {cal['ece_uncalibrated']:.3f} "
                 f"uncalibrated -> {cal['ece_calibrated']:.3f} calibrated.\n")
-    return f"Evaluation on {results['data']} ({results['n']} articles)\n\n" + head + "\n".join(rows) + "\n" + tail
+    text = results.get("text")
+    reading = f", reading {text['long_text']} windows of {text['max_length']} tokens" if text else ""
+    return f"Evaluation on {results['data']} ({results['n']} articles{reading})\n\n" + head + "\n".join(rows) + "\n" + tail
 
 
 def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str | None = None,
