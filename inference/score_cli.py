@@ -48,6 +48,8 @@ def add_score_parsers(subparsers) -> None:
     p.add_argument("--threshold", type=float, default=None, help="below it the label is 'other' (default: the model's)")
     p.add_argument("--long-text", default=None, choices=["head", "head_tail", "chunks"],
                    help="override how text beyond the model's max length is handled")
+    p.add_argument("--max-length", type=int, default=None,
+                   help="tokens per window (default: the model's); measure first with xinwen eval --max-length")
     p.add_argument("--max-record-bytes", type=int, default=1 << 20, help="larger records are rejected as oversize")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run of the same command")
     p.add_argument("--overwrite", action="store_true", help="discard an interrupted run's chunks and start over")
@@ -90,7 +92,7 @@ def cmd_score(args) -> int:
             backend=args.backend, device=args.device, encoding=args.encoding, fields=fields,
             chunk_size=args.chunk_size, batch_size=args.batch_size, max_batch_tokens=args.max_batch_tokens,
             headline_batch_size=args.headline_batch_size, top_k=args.top_k, threshold=args.threshold,
-            long_text=args.long_text, resume=args.resume, overwrite=args.overwrite, keep_parts=args.keep_parts,
+            long_text=args.long_text, max_length=args.max_length, resume=args.resume, overwrite=args.overwrite, keep_parts=args.keep_parts,
             threads=args.threads, progress=not args.no_progress, first_stage=not args.no_first_stage)
         summary = run_score_job(opts)
     except (ScoringError, InputError, ExportError, FileNotFoundError) as err:

@@ -60,6 +60,7 @@ class ScoreOptions:
     top_k: int | None = None
     threshold: float | None = None
     long_text: str | None = None  # override the model's text.long_text (head, head_tail, chunks)
+    max_length: int | None = None  # override the model's text.max_length (tokens per window)
     resume: bool = False
     overwrite: bool = False
     keep_parts: bool = False
@@ -75,6 +76,8 @@ class ScoreOptions:
             problems.append("--chunk-size, --batch-size and --headline-batch-size must be >= 1")
         if self.long_text not in (None, "head", "head_tail", "chunks"):
             problems.append(f"--long-text: expected head, head_tail or chunks, got {self.long_text!r}")
+        if self.max_length is not None and not 16 <= self.max_length <= 4096:
+            problems.append(f"--max-length: expected 16..4096 tokens, got {self.max_length}")
         if self.resume and self.overwrite:
             problems.append("--resume continues the earlier run and --overwrite discards it; pick one")
         if self.top_k is not None and self.top_k < 1:
@@ -162,7 +165,7 @@ def _manifest(opts: ScoreOptions, reader: RecordReader, backend: str) -> dict[st
         "headline_files": _fingerprint(opts.headline), "backend": backend, "fields": asdict(opts.fields),
         "chunk_size": opts.chunk_size, "batch_size": opts.batch_size, "max_batch_tokens": opts.max_batch_tokens,
         "headline_batch_size": opts.headline_batch_size, "top_k": opts.top_k, "threshold": opts.threshold,
-        "long_text": opts.long_text, "first_stage": opts.first_stage,
+        "long_text": opts.long_text, "max_length": opts.max_length, "first_stage": opts.first_stage,
     }
 
 
@@ -262,9 +265,14 @@ def _build_analyzer(opts: ScoreOptions, shard: Shard):
         device = f"cuda:{shard.local_rank}"
     analyzer = NewsAnalyzer.from_pretrained(opts.classifier, opts.headline, device=device, backend=opts.backend,
                                             first_stage=opts.first_stage)
-    if opts.long_text:
+    overrides = {k: v for k, v in (("long_text", opts.long_text), ("max_length", opts.max_length)) if v}
+    if overrides:
         settings = analyzer.classifier.settings
-        settings.text = replace(settings.text, long_text=opts.long_text)
+        positions = getattr(getattr(analyzer.classifier.model, "config", None), "max_position_embeddings", None)
+        if opts.max_length and isinstance(positions, int) and opts.max_length > positions:
+            raise ScoringError(f"--max-length {opts.max_length}: this model reads at most {positions} tokens "
+                               f"per window; use a smaller value, or --long-text chunks for longer articles")
+        settings.text = replace(settings.text, **overrides)
     return analyzer
 
 

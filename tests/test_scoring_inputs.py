@@ -198,3 +198,17 @@ def test_empty_input_gives_empty_outputs(tmp_path, analyzer, tiny_classifier_dir
     summary = score(analyzer, tiny_classifier_dir, path, tmp_path / "out.jsonl")
     assert summary.records == 0
     assert (tmp_path / "out.jsonl").read_text() == "" and (tmp_path / "out.jsonl.rejects.jsonl").read_text() == ""
+
+
+def test_max_length_override_is_checked_and_applied(tmp_path, tiny_classifier_dir):
+    from xinwen.inference.scoring import ScoreOptions, ScoringError, Shard, _build_analyzer
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"body": "海关贸易"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    common = dict(input=src, output=tmp_path / "out.jsonl", classifier=str(tiny_classifier_dir), device="cpu")
+    with pytest.raises(ScoringError, match="--max-length: expected 16..4096"):
+        ScoreOptions(**common, max_length=8)
+    built = _build_analyzer(ScoreOptions(**common, max_length=24, long_text="head"), Shard())
+    assert (built.classifier.settings.text.max_length, built.classifier.settings.text.long_text) == (24, "head")
+    with pytest.raises(ScoringError, match="at most 128 tokens"):  # the tiny model's position table
+        _build_analyzer(ScoreOptions(**common, max_length=300), Shard())
