@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -76,6 +76,22 @@ def pad_batch(sequences: list[list[int]], pad_id: int) -> dict[str, torch.Tensor
         ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
         mask[row, : len(seq)] = 1
     return {"input_ids": ids, "attention_mask": mask}
+
+
+def override_text_settings(clf, long_text: str | None = None, max_length: int | None = None) -> None:
+    """Change how much of each article ``clf`` reads (``xinwen eval``/``score`` --long-text and
+    --max-length), checked against the model's position table. Raises ValueError naming the flag."""
+    overrides = {k: v for k, v in (("long_text", long_text), ("max_length", max_length)) if v is not None}
+    if not overrides:
+        return
+    positions = getattr(getattr(clf.model, "config", None), "max_position_embeddings", None)
+    if max_length is not None and isinstance(positions, int) and max_length > positions:
+        raise ValueError(f"--max-length {max_length}: this model reads at most {positions} tokens per window; "
+                         f"use a smaller value, or --long-text chunks for longer articles")
+    try:
+        clf.settings.text = replace(clf.settings.text, **overrides)  # validated by TextSettings
+    except ValueError as err:
+        raise ValueError(f"--long-text/--max-length: {err}") from None
 
 
 class NewsClassifier:

@@ -20,7 +20,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -254,6 +254,7 @@ def _build_analyzer(opts: ScoreOptions, shard: Shard):
     import torch
 
     from .analyzer import NewsAnalyzer
+    from .classifier import override_text_settings
 
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -265,14 +266,10 @@ def _build_analyzer(opts: ScoreOptions, shard: Shard):
         device = f"cuda:{shard.local_rank}"
     analyzer = NewsAnalyzer.from_pretrained(opts.classifier, opts.headline, device=device, backend=opts.backend,
                                             first_stage=opts.first_stage)
-    overrides = {k: v for k, v in (("long_text", opts.long_text), ("max_length", opts.max_length)) if v}
-    if overrides:
-        settings = analyzer.classifier.settings
-        positions = getattr(getattr(analyzer.classifier.model, "config", None), "max_position_embeddings", None)
-        if opts.max_length and isinstance(positions, int) and opts.max_length > positions:
-            raise ScoringError(f"--max-length {opts.max_length}: this model reads at most {positions} tokens "
-                               f"per window; use a smaller value, or --long-text chunks for longer articles")
-        settings.text = replace(settings.text, **overrides)
+    try:
+        override_text_settings(analyzer.classifier, opts.long_text, opts.max_length)
+    except ValueError as err:
+        raise ScoringError(str(err)) from None
     return analyzer
 
 

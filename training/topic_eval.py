@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 import logging
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..inference.classifier import NewsClassifier
+from ..inference.classifier import NewsClassifier, override_text_settings
 from ..inference.text import as_article, classifier_text
 from .classification_metrics import classification_report, expected_calibration_error, plot_confusion
 from .config import TopicConfig, load_config
@@ -82,16 +81,11 @@ def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str |
     gold = [r["label"] for r in records]
 
     clf = NewsClassifier.from_pretrained(folder, first_stage=False)  # the model itself is evaluated
-    overrides = {k: v for k, v in (("long_text", long_text), ("max_length", max_length)) if v is not None}
-    positions = getattr(clf.model.config, "max_position_embeddings", None)
-    if max_length is not None and positions and max_length > positions:
-        raise ConfigError([f"--max-length {max_length}: this model reads at most {positions} tokens per window; "
-                           f"use a smaller value, or --long-text chunks to read longer articles"], "xinwen eval")
-    if overrides:
-        try:
-            clf.settings.text = replace(clf.settings.text, **overrides)  # validated by TextSettings
-        except ValueError as err:
-            raise ConfigError([f"--long-text/--max-length: {err}"], "xinwen eval") from None
+    try:
+        override_text_settings(clf, long_text, max_length)
+    except ValueError as err:
+        raise ConfigError([str(err)], "xinwen eval") from None
+    if long_text is not None or max_length is not None:
         dev_probabilities = None  # computed with the saved settings
     labels = clf.labels if set(clf.labels) == set(labels) else labels
     articles = [as_article(r, i) for i, r in enumerate(records)]
