@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from .classifier import NewsClassifier
+from .lexical import LEXICAL_JSON, LEXICAL_TENSORS
 from .loading import check_model_source
 from .settings import BACKENDS, RECHECK_MARGIN, SETTINGS_FILE, ClassifierSettings
 from .text import as_article
@@ -138,10 +139,12 @@ def load_classifier(path: str | Path, backend: str = "auto", device: str | None 
     from transformers import AutoConfig, AutoTokenizer
 
     from .first_stage import FirstStage
+    from .lexical import LexicalExpert
 
     model = OnnxClassifierModel(onnx_file, AutoConfig.from_pretrained(path))
     return NewsClassifier(model, AutoTokenizer.from_pretrained(path), ClassifierSettings.load(path),
-                          torch.device("cpu"), first_stage=FirstStage.load(path) if first_stage else None)
+                          torch.device("cpu"), first_stage=FirstStage.load(path) if first_stage else None,
+                          lexical=LexicalExpert.load(path))
 
 
 # -- export --------------------------------------------------------------------------------------
@@ -196,8 +199,10 @@ def export_classifier(source: str | Path, output: str | Path, int8: bool = False
 
     model = AutoModelForSequenceClassification.from_pretrained(source).eval()
     AutoTokenizer.from_pretrained(source).save_pretrained(output)
-    if (source / SETTINGS_FILE).is_file():
-        shutil.copy2(source / SETTINGS_FILE, output / SETTINGS_FILE)
+    # The lexical expert is part of the decision rule: an export without it would answer differently.
+    for name in (SETTINGS_FILE, LEXICAL_JSON, LEXICAL_TENSORS):
+        if (source / name).is_file():
+            shutil.copy2(source / name, output / name)
     if backend == "int8":
         # Dynamic int8 quantizes weights at load time in under a second, and torch's packed int8
         # weights can only be stored by pickling; so the export keeps fp32 safetensors and records

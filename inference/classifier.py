@@ -95,7 +95,8 @@ def override_text_settings(clf, long_text: str | None = None, max_length: int | 
 
 
 class NewsClassifier:
-    def __init__(self, model, tokenizer, settings: ClassifierSettings, device: torch.device, first_stage=None):
+    def __init__(self, model, tokenizer, settings: ClassifierSettings, device: torch.device, first_stage=None,
+                 lexical=None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.settings = settings
@@ -106,23 +107,32 @@ class NewsClassifier:
         if first_stage is not None and set(first_stage.labels) != set(self.labels):
             raise ValueError(f"first stage labels {first_stage.labels} differ from the model's {self.labels}; "
                              "fix: refit it with `xinwen first-stage DIR`")
+        # Optional character n-gram expert multiplied into the model's probabilities (lexical.py).
+        self.lexical = lexical
+        if lexical is not None and set(lexical.labels) != set(self.labels):
+            raise ValueError(f"lexical expert labels {lexical.labels} differ from the model's {self.labels}; "
+                             "fix: retrain the folder, or delete its lexical.json to use the encoder alone")
         # [articles seen, articles answered by the first stage], for reports.
         self.first_stage_counts = [0, 0]
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | None = None, quantize: str | None = None,
-                        trust_remote_code: bool = False, first_stage: bool = True) -> "NewsClassifier":
+                        trust_remote_code: bool = False, first_stage: bool = True,
+                        lexical: bool = True) -> "NewsClassifier":
         """Load a folder written by ``xinwen train`` (or any HF text-classification folder).
 
         ``quantize="int8"`` applies dynamic int8 quantization to the linear layers (CPU only).
-        ``first_stage=False`` ignores a first stage fitted into the folder (``xinwen first-stage``).
+        ``first_stage=False`` ignores a first stage fitted into the folder (``xinwen first-stage``);
+        ``lexical=False`` ignores the lexical expert ``xinwen train`` saves there (the encoder alone).
         """
         from .first_stage import FirstStage
+        from .lexical import LexicalExpert
 
         dev = pick_device(device)
         model, tokenizer = load_classifier_model(path, dev, quantize=quantize, trust_remote_code=trust_remote_code)
         stage = FirstStage.load(path) if first_stage else None
-        return cls(model, tokenizer, ClassifierSettings.load(path), dev, first_stage=stage)
+        expert = LexicalExpert.load(path) if lexical else None
+        return cls(model, tokenizer, ClassifierSettings.load(path), dev, first_stage=stage, lexical=expert)
 
     def probabilities(self, articles: Sequence[ArticleText], batch_size: int = 32) -> torch.Tensor:
         """Calibrated class probabilities, one row per article (chunks averaged)."""
@@ -130,7 +140,14 @@ class NewsClassifier:
 
     def route(self, articles: Sequence[ArticleText],
               model_probabilities: Callable[[Sequence[ArticleText]], torch.Tensor]) -> torch.Tensor:
-        """Probabilities from the first stage where it is sure, from ``model_probabilities`` elsewhere."""
+        """Probabilities from the first stage where it is sure, from ``model_probabilities`` (times
+        the lexical expert, when the folder has one) elsewhere."""
+        if self.lexical is not None:
+            encoder_probabilities = model_probabilities
+
+            def model_probabilities(part):
+                return self.lexical.fuse(part, encoder_probabilities(part), self.labels)
+
         if self.first_stage is None or not articles:
             return model_probabilities(articles)
         probs, accepted = self.first_stage.answer(articles, self.labels, self.settings.threshold)
@@ -143,7 +160,8 @@ class NewsClassifier:
 
     @torch.inference_mode()
     def model_probabilities(self, articles: Sequence[ArticleText], batch_size: int = 32) -> torch.Tensor:
-        """The model's own calibrated probabilities, one row per article (chunks averaged)."""
+        """The encoder's own calibrated probabilities, one row per article (chunks averaged; no
+        first stage, no lexical expert)."""
         inputs = encode_for_classifier(self.tokenizer, articles, self.settings.text)
         sums = torch.zeros((len(articles), len(self.labels)), dtype=torch.float32)
         counts = torch.zeros(len(articles), dtype=torch.float32)

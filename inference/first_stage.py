@@ -10,19 +10,19 @@ classifier at a target rate (99% by default). Every other article goes to the cl
 before, so the first stage can only change labels where it was measured to agree.
 
 Stored beside the model as ``first_stage.json`` (settings, vocabulary, fit report) and
-``first_stage.safetensors`` (idf, weights): no pickles.
+``first_stage.safetensors`` (idf, weights) through ``ngram_model.NgramModel``: no pickles.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .ngram_model import NgramModel
 from .settings import RECHECK_MARGIN
 from .text import ArticleText, classifier_text
 
@@ -41,31 +41,18 @@ class FirstStageSettings:
 
 
 class FirstStage:
-    def __init__(self, settings: FirstStageSettings, vocabulary: list[str], idf: np.ndarray,
-                 weights: np.ndarray, bias: np.ndarray):
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        if weights.shape != (len(settings.labels), len(vocabulary)) or idf.shape != (len(vocabulary),):
-            raise ValueError(f"first stage: weights {weights.shape} / idf {idf.shape} do not match "
-                             f"{len(settings.labels)} labels x {len(vocabulary)} n-grams")
+    def __init__(self, settings: FirstStageSettings, ngrams: NgramModel):
+        if ngrams.labels != list(settings.labels):
+            raise ValueError(f"first stage: n-gram model labels {ngrams.labels} differ from {settings.labels}")
         self.settings = settings
-        self.vocabulary = vocabulary
-        self.weights, self.bias = weights.astype(np.float32), bias.astype(np.float32)
-        # The vectorizer is rebuilt from plain arrays (fixed vocabulary + idf), never unpickled.
-        self.vectorizer = TfidfVectorizer(analyzer="char", ngram_range=tuple(settings.ngram_range),
-                                          sublinear_tf=True, dtype=np.float32,
-                                          vocabulary={g: i for i, g in enumerate(vocabulary)})
-        self.vectorizer.idf_ = idf.astype(np.float32)
+        self.ngrams = ngrams
 
     @property
     def labels(self) -> list[str]:
         return self.settings.labels
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        logits = self.vectorizer.transform(list(texts)) @ self.weights.T + self.bias
-        logits -= logits.max(axis=1, keepdims=True)
-        e = np.exp(logits)
-        return e / e.sum(axis=1, keepdims=True)
+        return self.ngrams.probabilities(texts)
 
     def answer(self, articles: Sequence[ArticleText], model_labels: Sequence[str],
                threshold: float = 0.0, margin: float = RECHECK_MARGIN) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,30 +71,19 @@ class FirstStage:
 
     # -- files -----------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
-        from safetensors.numpy import save_file
-
         folder = Path(folder)
-        meta = {**asdict(self.settings), "vocabulary": self.vocabulary}
-        tmp_json, tmp_tensors = folder / (STAGE_JSON + ".tmp"), folder / (STAGE_TENSORS + ".tmp")
-        tmp_json.write_text(json.dumps(meta, ensure_ascii=False) + "\n", encoding="utf-8")
-        save_file({"idf": self.vectorizer.idf_.astype(np.float32), "weights": self.weights, "bias": self.bias},
-                  str(tmp_tensors))
-        tmp_tensors.replace(folder / STAGE_TENSORS)
-        tmp_json.replace(folder / STAGE_JSON)  # last: the json's presence means the pair is complete
+        self.ngrams.save(folder / STAGE_JSON, folder / STAGE_TENSORS,
+                         {"accept": self.settings.accept, "report": self.settings.report})
 
     @classmethod
     def load(cls, folder: str | Path) -> "FirstStage | None":
         """The first stage saved in ``folder``, or ``None`` when it has none."""
-        from safetensors.numpy import load_file
-
-        folder = Path(folder)
-        if not (folder / STAGE_JSON).is_file():
+        loaded = NgramModel.load(Path(folder, STAGE_JSON), Path(folder, STAGE_TENSORS))
+        if loaded is None:
             return None
-        meta = json.loads((folder / STAGE_JSON).read_text(encoding="utf-8"))
-        vocabulary = meta.pop("vocabulary")
-        meta["ngram_range"] = tuple(meta["ngram_range"])
-        tensors = load_file(str(folder / STAGE_TENSORS))
-        return cls(FirstStageSettings(**meta), vocabulary, tensors["idf"], tensors["weights"], tensors["bias"])
+        ngrams, meta = loaded
+        known = {k: meta[k] for k in ("accept", "report") if k in meta}
+        return cls(FirstStageSettings(labels=ngrams.labels, ngram_range=ngrams.ngram_range, **known), ngrams)
 
 
 def remove_first_stage(folder: str | Path) -> None:

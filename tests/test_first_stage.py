@@ -14,7 +14,9 @@ from xinwen.inference import NewsAnalyzer, NewsClassifier
 from xinwen.inference.first_stage import STAGE_JSON, STAGE_TENSORS, FirstStage, FirstStageSettings
 from xinwen.inference.text import as_article, classifier_text
 from xinwen.training.cli import main as xinwen
-from xinwen.training.first_stage_fit import FirstStageOptions, choose_accept_level, fit_first_stage, softmax_weights
+from xinwen.inference.ngram_model import NgramModel
+from xinwen.training.first_stage_fit import FirstStageOptions, choose_accept_level, fit_first_stage
+from xinwen.training.ngram_fit import softmax_weights
 
 
 def test_accept_level_stops_where_agreement_would_fall_below_the_target():
@@ -63,8 +65,9 @@ def _keyword_stage(labels=TOPIC_LABELS, accept=0.9) -> FirstStage:
     weights = np.zeros((len(labels), 2), dtype=np.float32)
     weights[labels.index("trade"), 0] = 20.0
     weights[labels.index("transport"), 1] = 20.0
-    return FirstStage(FirstStageSettings(labels=list(labels), ngram_range=(2, 2), accept=accept), vocabulary,
-                      np.ones(2, dtype=np.float32), weights, np.zeros(len(labels), dtype=np.float32))
+    ngrams = NgramModel(labels, vocabulary, np.ones(2, dtype=np.float32), weights,
+                        np.zeros(len(labels), dtype=np.float32), ngram_range=(2, 2))
+    return FirstStage(FirstStageSettings(labels=list(labels), ngram_range=(2, 2), accept=accept), ngrams)
 
 
 def test_sure_articles_are_answered_by_the_first_stage_and_the_rest_by_the_model(tiny_classifier_dir):

@@ -94,7 +94,7 @@ def test_training_starts_from_the_probe_head(tiny_encoder_dir, topic_files, tmp_
     for head_init in ("random", "linear_probe"):
         metrics = topic_module.train_topic(tiny_config(tiny_encoder_dir, train, dev, tmp_path / head_init,
                                                        *frozen, f"train.head_init={head_init}"))
-        accuracy[head_init] = metrics["dev"]["accuracy"]
+        accuracy[head_init] = metrics["dev_encoder_alone"]["accuracy"]  # the head itself
     assert calls == [30]  # once, on the first epoch's 30 training items
     assert accuracy["linear_probe"] >= 0.8 and accuracy["random"] <= 0.4, accuracy
 

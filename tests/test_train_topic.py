@@ -44,7 +44,7 @@ def test_trains_saves_and_loads_everywhere(tiny_encoder_dir, topic_files, tmp_pa
     assert clf.predict({"title": "海关", "body": "贸易出口进口"}).label in clf.labels
 
     results = evaluate_topic_folder(str(out), data=str(dev))
-    assert set(results["systems"]) == {"xinwen", "tfidf_char_lr"}
+    assert set(results["systems"]) == {"xinwen", "encoder_alone", "tfidf_char_lr"}  # lexical expert on
     assert (out / "eval" / "confusion_xinwen.png").stat().st_size > 1000
     assert (out / "eval" / "report.json").is_file()
     assert "ece_calibrated" in results["calibration"]

@@ -27,7 +27,8 @@ def _cmd_train(args) -> int:
         metrics = train_topic(cfg)
         if not args.no_eval:
             evaluate_topic_folder(cfg.train.output_dir, data=None, baseline=True,
-                                  dev_probabilities=metrics.get("_dev_probabilities"))
+                                  dev_probabilities=metrics.get("_dev_probabilities"),
+                                  fitted_baseline=metrics.get("_baseline"))
     else:
         from .headline import train_headline
         from .headline_eval import evaluate_headline_folder

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
 from tqdm.auto import tqdm
 
 from ..inference.analyzer import batched_probabilities
@@ -24,6 +23,7 @@ from ..inference.first_stage import FirstStage, FirstStageSettings
 from ..inference.text import ArticleText, as_article, classifier_text
 from .config import TopicConfig, load_config
 from .data_files import DataError, load_labelled
+from .ngram_fit import fit_ngram_model
 from .topic_data import BUILTIN_TOPICS, _load, load_topic_splits
 
 logger = logging.getLogger(__name__)
@@ -69,29 +69,6 @@ def choose_accept_level(top: np.ndarray, agree: np.ndarray, agreement: float, mi
     return level
 
 
-def softmax_weights(features, target: np.ndarray, n_labels: int, regularisation_c: float
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(weights [n_labels, n_features], bias [n_labels]) of a softmax regression fitted to
-    ``target``, so that softmax(x @ weights.T + bias) gives its probabilities over all labels.
-
-    A label absent from ``target`` gets a bias that keeps it near zero. With two labels present,
-    scikit-learn stores one row (the second label against the first); the first label's row is
-    then zero, which gives the same two-way probabilities."""
-    weights = np.zeros((n_labels, features.shape[1]), dtype=np.float32)
-    bias = np.full(n_labels, -30.0, dtype=np.float32)
-    present = np.unique(target)
-    if len(present) == 1:
-        bias[present[0]] = 0.0
-        return weights, bias
-    model = LogisticRegression(C=regularisation_c, max_iter=3000).fit(features, target)
-    if len(model.classes_) == 2:
-        weights[model.classes_[1]], bias[model.classes_[1]] = model.coef_[0], model.intercept_[0]
-        bias[model.classes_[0]] = 0.0
-    else:
-        weights[model.classes_], bias[model.classes_] = model.coef_, model.intercept_
-    return weights, bias
-
-
 def _records(spec: str, split: str, cfg: TopicConfig) -> list[dict]:
     if spec.startswith("builtin:"):
         name, _, chosen = spec.partition("@")
@@ -110,8 +87,6 @@ def _teacher(clf: NewsClassifier, articles: list[ArticleText], name: str, batch_
 
 def fit_first_stage(opts: FirstStageOptions) -> dict:
     """Fit, choose the accept level, save into ``opts.model_dir``; returns the report."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
     started = time.perf_counter()
     folder = Path(opts.model_dir)
     cfg_path = folder / "config.yaml"
@@ -132,12 +107,9 @@ def fit_first_stage(opts: FirstStageOptions) -> dict:
     hold_target = _teacher(teacher, hold_articles, "held-out articles", opts.batch_size).argmax(1).numpy()
     teacher_seconds = time.perf_counter() - t0
 
-    vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2,
-                                 max_features=opts.max_features, dtype=np.float32)
-    features = vectorizer.fit_transform([classifier_text(a) for a in fit_articles])
-    weights, bias = softmax_weights(features, fit_target, len(labels), opts.regularisation_c)
-    vocabulary = vectorizer.get_feature_names_out().tolist()  # column order
-    stage = FirstStage(FirstStageSettings(labels=labels), vocabulary, vectorizer.idf_, weights, bias)
+    ngrams = fit_ngram_model([classifier_text(a) for a in fit_articles], fit_target, labels,
+                             opts.regularisation_c, opts.max_features)
+    stage = FirstStage(FirstStageSettings(labels=labels), ngrams)
 
     probs = stage.probabilities([classifier_text(a) for a in hold_articles])
     top, agree = probs.max(axis=1), probs.argmax(axis=1) == hold_target
@@ -150,7 +122,7 @@ def fit_first_stage(opts: FirstStageOptions) -> dict:
         "held_out_answered": float(accepted.mean()),
         "held_out_agreement_when_answered": float(agree[accepted].mean()) if accepted.any() else None,
         "held_out_label_agreement_overall": float(1.0 - (accepted & ~agree).mean()),
-        "ngrams": len(vocabulary), "classifier_seconds": round(teacher_seconds, 1),
+        "ngrams": len(ngrams.vocabulary), "classifier_seconds": round(teacher_seconds, 1),
         "seconds": round(time.perf_counter() - started, 1),
     }
     stage.settings.accept, stage.settings.report = accept, report

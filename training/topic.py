@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 
 from ..inference.classifier import NewsClassifier, encode_for_classifier, pad_batch
 from ..inference.first_stage import remove_first_stage
+from ..inference.lexical import remove_lexical
 from ..inference.loading import check_model_source
 from ..inference.settings import ClassifierSettings, TextSettings
 from ..inference.text import as_article, classifier_text
@@ -22,6 +23,7 @@ from .classification_metrics import classification_report, expected_calibration_
 from .config import TopicConfig
 from .config_loading import save_yaml
 from .head_init import linear_probe_init
+from .lexical_fit import fit_lexical_expert, same_fit_as_baseline
 from .loop import latest_checkpoint, length_bucketed_batches, make_accelerator, train_loop
 from .topic_data import load_topic_splits
 from .vocab_pruning import prune_vocabulary
@@ -193,14 +195,25 @@ def train_topic(cfg: TopicConfig) -> dict:
     ece_after = expected_calibration_error(torch.softmax(logits / temperature, -1).numpy(), gold_idx.numpy())
     settings.temperature = temperature
     pred = [labels[i] for i in logits.argmax(-1).tolist()]
-    dev_report = classification_report(gold_dev, pred, labels)
+    encoder_report = classification_report(gold_dev, pred, labels)
 
     best.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     settings.save(out)
     remove_first_stage(out)  # one distilled from an earlier model in this folder no longer applies
+    remove_lexical(out)
+    dev_report, lexical = encoder_report, None
+    if cfg.lexical.weight > 0:
+        lexical = fit_lexical_expert(cfg.lexical, train_recs, labels, dev_articles,
+                                     torch.softmax(logits / temperature, -1), gold_idx)
+        fused = lexical.fuse(dev_articles, torch.softmax(logits / temperature, -1), labels)
+        dev_report = classification_report(gold_dev, [labels[i] for i in fused.argmax(-1).tolist()], labels)
+        lexical.settings.report["dev_macro_f1_encoder_alone"] = encoder_report["macro_f1"]
+        lexical.settings.report["dev_macro_f1_with_lexical"] = dev_report["macro_f1"]
+        lexical.save(out)
     metrics = {
-        "dev": dev_report, "best_epoch": state.best_epoch, "history": state.history,
+        "dev": dev_report, "dev_encoder_alone": encoder_report, "best_epoch": state.best_epoch,
+        "history": state.history, "lexical": lexical.settings.report if lexical else None,
         "temperature": temperature, "dev_ece_before_calibration": ece_before,
         "dev_ece_after_calibration": ece_after, "train_records": len(train_recs),
         "train_seconds": round(time.time() - t0, 1), "vocab_size": best.config.vocab_size,
@@ -208,9 +221,11 @@ def train_topic(cfg: TopicConfig) -> dict:
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
     metrics["_dev_probabilities"] = probs  # for the report that follows; not written to JSON
-    logger.info("saved %s: dev macro-F1 %.4f, accuracy %.4f, T=%.2f, ECE %.3f -> %.3f (%.0fs)", out,
-                dev_report["macro_f1"], dev_report["accuracy"], temperature, ece_before, ece_after,
-                time.time() - t0)
+    if lexical is not None and same_fit_as_baseline(cfg.lexical):
+        metrics["_baseline"] = lexical.ngrams  # the eval's TF-IDF baseline is this same fit
+    logger.info("saved %s: dev macro-F1 %.4f (encoder alone %.4f), accuracy %.4f, T=%.2f, ECE %.3f -> %.3f "
+                "(%.0fs)", out, dev_report["macro_f1"], encoder_report["macro_f1"], dev_report["accuracy"],
+                temperature, ece_before, ece_after, time.time() - t0)
     return metrics
 
 

@@ -9,29 +9,31 @@ import numpy as np
 import torch
 
 from ..inference.classifier import NewsClassifier, override_text_settings
+from ..inference.ngram_model import NgramModel
 from ..inference.text import as_article, classifier_text
 from .classification_metrics import classification_report, expected_calibration_error, plot_confusion
 from .config import TopicConfig, load_config
 from .config_loading import ConfigError
 from .data_files import load_labelled
+from .lexical_fit import fit_tfidf
 from .topic_data import BUILTIN_TOPICS, _load, load_topic_splits
 
 logger = logging.getLogger(__name__)
 
 
-def tfidf_baseline(train: list[dict], labels: list[str], seed: int = 0):
-    """Character 1-3-gram TF-IDF + balanced logistic regression (the classical reference)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
+def tfidf_baseline(train: list[dict], labels: list[str], fitted: NgramModel | None = None):
+    """Character 1-3-gram TF-IDF + balanced logistic regression (the classical reference).
 
-    texts = [classifier_text(as_article(r)) for r in train]
-    pipe = make_pipeline(
-        TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2, max_features=300_000),
-        LogisticRegression(C=10.0, class_weight="balanced", max_iter=3000, random_state=seed),
-    )
-    pipe.fit(texts, [r["label"] for r in train])
-    return lambda recs: list(pipe.predict([classifier_text(as_article(r)) for r in recs]))
+    ``fitted``: the same model already fitted on ``train`` (the lexical expert of a run that just
+    trained with the baseline's settings), to save fitting it twice."""
+    model = fitted or fit_tfidf(train, labels)
+    order = [model.labels.index(label) for label in labels]
+
+    def predict(recs: list[dict]) -> list[str]:
+        probs = model.probabilities([classifier_text(as_article(r, i)) for i, r in enumerate(recs)])[:, order]
+        return [labels[i] for i in probs.argmax(1)]
+
+    return predict
 
 
 def _eval_records(cfg: TopicConfig, data: str | None) -> tuple[str, list[dict]]:
@@ -61,16 +63,23 @@ def render_markdown(results: dict) -> str:
                 f"uncalibrated -> {cal['ece_calibrated']:.3f} calibrated.\n")
     text = results.get("text")
     reading = f", reading {text['long_text']} windows of {text['max_length']} tokens" if text else ""
-    return f"Evaluation on {results['data']} ({results['n']} articles{reading})\n\n" + head + "\n".join(rows) + "\n" + tail
+    weight = results.get("lexical_weight") or 0.0
+    parts = ("" if not weight else
+             f"xinwen = the encoder's probabilities times the character n-gram expert's to the power {weight:g} "
+             "(inference/lexical.py); encoder_alone = the encoder without it.\n\n")
+    return (f"Evaluation on {results['data']} ({results['n']} articles{reading})\n\n" + parts + head
+            + "\n".join(rows) + "\n" + tail)
 
 
 def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str | None = None,
                           baseline: bool = True, dev_probabilities: torch.Tensor | None = None,
-                          long_text: str | None = None, max_length: int | None = None) -> dict:
-    """Report on ``data`` (default: the config's dev split). ``dev_probabilities`` (uncalibrated,
-    from training) skips recomputing the model's dev predictions right after training.
+                          long_text: str | None = None, max_length: int | None = None,
+                          fitted_baseline: NgramModel | None = None) -> dict:
+    """Report on ``data`` (default: the config's dev split). ``dev_probabilities`` (the encoder's,
+    uncalibrated, from training) skips recomputing its dev predictions right after training.
     ``long_text`` / ``max_length`` override how much of each article the model reads (the saved
-    settings otherwise), to measure that trade-off on one's own data before scoring with it."""
+    settings otherwise), to measure that trade-off on one's own data before scoring with it.
+    With a lexical expert in the folder the report also shows the encoder alone."""
     folder = Path(model_dir)
     cfg_path = folder / "config.yaml"
     cfg = load_config(cfg_path) if cfg_path.is_file() else TopicConfig()
@@ -90,24 +99,37 @@ def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str |
     labels = clf.labels if set(clf.labels) == set(labels) else labels
     articles = [as_article(r, i) for i, r in enumerate(records)]
     temperature = clf.settings.temperature
-    clf.settings.temperature = 1.0
     if data is None and dev_probabilities is not None and len(dev_probabilities) == len(records):
-        raw = dev_probabilities.numpy()
+        raw = dev_probabilities
     else:
-        raw = clf.probabilities(articles).numpy()
-    clf.settings.temperature = temperature
-    calibrated = torch.softmax(torch.from_numpy(np.log(np.clip(raw, 1e-9, None))) / temperature, -1).numpy()
-    pred = [clf.labels[i] for i in calibrated.argmax(1)]
+        clf.settings.temperature = 1.0
+        raw = clf.model_probabilities(articles)
+        clf.settings.temperature = temperature
+    encoder = torch.softmax(raw.clamp_min(1e-9).log() / temperature, -1)
     gold_idx = np.array([clf.labels.index(g) for g in gold])
-    systems = {"xinwen": classification_report(gold, pred, labels)}
+
+    def report(probs: torch.Tensor) -> dict:
+        return classification_report(gold, [clf.labels[i] for i in probs.argmax(1).tolist()], labels)
+
+    if clf.lexical is None:
+        final, uncalibrated, final_t = encoder, raw, temperature
+        systems = {"xinwen": report(final)}
+    else:
+        lexical = clf.lexical.probabilities(articles, clf.labels)
+        final_t = clf.lexical.settings.temperature
+        final = clf.lexical.combine(encoder, lexical)
+        uncalibrated = clf.lexical.combine(encoder, lexical, temperature=1.0)
+        systems = {"xinwen": report(final), "encoder_alone": report(encoder)}
     results = {"data": name, "n": len(records), "labels": labels, "systems": systems,
                "text": {"long_text": clf.settings.text.long_text, "max_length": clf.settings.text.max_length},
-               "calibration": {"temperature": temperature,
-                               "ece_uncalibrated": expected_calibration_error(raw, gold_idx),
-                               "ece_calibrated": expected_calibration_error(calibrated, gold_idx)}}
+               "lexical_weight": clf.lexical.settings.weight if clf.lexical else 0.0,
+               "calibration": {"temperature": final_t,
+                               "ece_uncalibrated": expected_calibration_error(uncalibrated.numpy(), gold_idx),
+                               "ece_calibrated": expected_calibration_error(final.numpy(), gold_idx)}}
     if baseline:
         train_recs = load_topic_splits(cfg)[0]
-        systems["tfidf_char_lr"] = classification_report(gold, tfidf_baseline(train_recs, labels)(records), labels)
+        predict = tfidf_baseline(train_recs, labels, fitted_baseline)
+        systems["tfidf_char_lr"] = classification_report(gold, predict(records), labels)
     for sys_name, rep in systems.items():
         plot_confusion(rep, f"{sys_name} on {name}", out / f"confusion_{sys_name}.png")
     (out / "report.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))

@@ -1,0 +1,135 @@
+"""The lexical expert: a character n-gram model multiplied into the encoder's probabilities."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from xinwen.inference import NewsClassifier
+from xinwen.inference.analyzer import batched_probabilities
+from xinwen.inference.backends import export_classifier, load_classifier
+from xinwen.inference.lexical import LEXICAL_JSON, LEXICAL_TENSORS, LexicalExpert, LexicalSettings
+from xinwen.inference.ngram_model import NgramModel
+from xinwen.inference.text import as_article
+from xinwen.training.config import ConfigError, load_config
+from xinwen.training.lexical_fit import fit_tfidf
+from xinwen.training.topic import train_topic
+from xinwen.training.topic_eval import evaluate_topic_folder, tfidf_baseline
+
+LABELS = ["industry_policy", "transport", "trade", "safety", "other"]
+
+
+def _keyword_expert(weight: float, temperature: float = 1.0, labels=LABELS) -> LexicalExpert:
+    # 海关 -> trade, strongly; every other text gets a flat distribution.
+    weights = np.zeros((len(labels), 1), dtype=np.float32)
+    weights[labels.index("trade") if "trade" in labels else 0, 0] = 30.0
+    ngrams = NgramModel(labels, ["海关"], np.ones(1, dtype=np.float32), weights,
+                        np.zeros(len(labels), dtype=np.float32), ngram_range=(2, 2))
+    return LexicalExpert(LexicalSettings(weight=weight, temperature=temperature), ngrams)
+
+
+def test_the_product_of_experts_follows_its_formula():
+    encoder = torch.tensor([[0.5, 0.1, 0.1, 0.1, 0.2], [0.05, 0.05, 0.1, 0.1, 0.7]])
+    articles = [as_article({"title": "海关", "body": "海关数据"}), as_article("学生在家")]
+    expert = _keyword_expert(weight=0.5, temperature=2.0)
+    lexical = expert.probabilities(articles, LABELS)
+    assert lexical[0].argmax() == LABELS.index("trade") and torch.allclose(lexical[1], torch.full((5,), 0.2))
+    fused = expert.fuse(articles, encoder, LABELS)
+    expected = torch.softmax((encoder.log() + 0.5 * lexical.clamp_min(1e-9).log()) / 2.0, -1)
+    assert torch.allclose(fused, expected, atol=1e-6)
+    assert fused[0].argmax() == LABELS.index("trade")  # the keyword overrules a weak encoder
+    # A flat lexical answer leaves the encoder's ranking; weight 0 and T 1 leave its numbers.
+    assert fused[1].argmax() == encoder[1].argmax()
+    assert torch.allclose(_keyword_expert(weight=0.0).fuse(articles, encoder, LABELS), encoder, atol=1e-6)
+    # Probabilities come back in the model's label order, whatever the expert's order.
+    shuffled = _keyword_expert(weight=0.5, labels=list(reversed(LABELS)))
+    assert torch.allclose(shuffled.probabilities(articles, LABELS), lexical, atol=1e-6)
+
+
+def test_every_inference_path_applies_the_saved_expert(tiny_classifier_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "clf"
+    shutil.copytree(tiny_classifier_dir, folder)
+    _keyword_expert(weight=1.0).save(folder)
+    assert {LEXICAL_JSON, LEXICAL_TENSORS} <= {p.name for p in folder.iterdir()}
+    articles = [as_article({"title": "海关", "body": "海关数据"}), as_article("学生在家"), as_article("铁路")]
+    with_expert = NewsClassifier.from_pretrained(folder, device="cpu")
+    alone = NewsClassifier.from_pretrained(folder, device="cpu", lexical=False)
+    assert alone.lexical is None and with_expert.lexical.settings.weight == 1.0
+    encoder = alone.probabilities(articles)
+    expected = with_expert.lexical.fuse(articles, encoder, with_expert.labels)
+    assert torch.allclose(with_expert.probabilities(articles), expected, atol=1e-6)
+    assert torch.allclose(batched_probabilities(with_expert, articles), expected, atol=1e-5)
+    assert with_expert.predict({"title": "海关", "body": "海关数据"}).label == "trade"
+    assert not torch.allclose(expected, encoder)
+
+    # An export carries the expert: the exported folder answers like the source.
+    out = tmp_path / "int8"
+    export_classifier(folder, out, int8=True)
+    assert (out / LEXICAL_JSON).is_file() and (out / LEXICAL_TENSORS).is_file()
+    assert load_classifier(out).lexical is not None
+
+
+def test_an_expert_with_other_labels_is_refused(tiny_classifier_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "clf"
+    shutil.copytree(tiny_classifier_dir, folder)
+    _keyword_expert(weight=0.5, labels=["a", "b", "c", "d", "e"]).save(folder)
+    with pytest.raises(ValueError, match="lexical expert labels.*delete its lexical.json"):
+        NewsClassifier.from_pretrained(folder, device="cpu")
+
+
+def test_training_fits_the_expert_and_eval_reports_both(tiny_encoder_dir, topic_files, tmp_path):
+    from test_train_topic import tiny_config
+
+    train, dev = topic_files
+    out = tmp_path / "run"
+    metrics = train_topic(tiny_config(tiny_encoder_dir, train, dev, out, "train.epochs=1", "lexical.weight=0.7"))
+    saved = json.loads((out / LEXICAL_JSON).read_text(encoding="utf-8"))
+    assert saved["weight"] == 0.7 and saved["temperature"] > 0 and saved["report"]["class_weight"] == "balanced"
+    assert metrics["lexical"]["dev_macro_f1_with_lexical"] == metrics["dev"]["macro_f1"]
+    assert metrics["lexical"]["dev_macro_f1_encoder_alone"] == metrics["dev_encoder_alone"]["macro_f1"]
+    assert isinstance(metrics["_baseline"], NgramModel)  # same settings as the eval baseline
+
+    results = evaluate_topic_folder(str(out), data=str(dev))
+    assert set(results["systems"]) == {"xinwen", "encoder_alone", "tfidf_char_lr"}
+    assert results["lexical_weight"] == 0.7
+    assert "encoder_alone = the encoder without it" in (out / "eval" / "report.md").read_text(encoding="utf-8")
+    # The report's xinwen column is what NewsClassifier predicts.
+    clf = NewsClassifier.from_pretrained(out, device="cpu")
+    recs = [json.loads(line) for line in dev.read_text(encoding="utf-8").splitlines()]
+    pred = [p.label for p in clf.predict([{"title": r["title"], "body": r["body"]} for r in recs])]
+    from xinwen.training.classification_metrics import classification_report
+
+    assert classification_report([r["label"] for r in recs], pred, clf.labels)["macro_f1"] == pytest.approx(
+        results["systems"]["xinwen"]["macro_f1"])
+
+    # Weight 0: the encoder alone, no files, and retraining removes a stale expert.
+    train_topic(tiny_config(tiny_encoder_dir, train, dev, out, "train.epochs=1", "lexical.weight=0",
+                            "train.resume=false"))
+    assert not (out / LEXICAL_JSON).exists() and NewsClassifier.from_pretrained(out).lexical is None
+    assert set(evaluate_topic_folder(str(out), data=str(dev))["systems"]) == {"xinwen", "tfidf_char_lr"}
+
+
+def test_the_baseline_reused_from_training_predicts_like_a_fresh_fit(topic_files):
+    from xinwen.training.data_files import load_labelled
+
+    train, dev = topic_files
+    recs = load_labelled(str(train), "title", "body", "label", "id", LABELS)
+    dev_recs = load_labelled(str(dev), "title", "body", "label", "id", LABELS)
+    fresh = tfidf_baseline(recs, LABELS)(dev_recs)
+    assert tfidf_baseline(recs, LABELS, fit_tfidf(recs, LABELS))(dev_recs) == fresh
+    assert set(fresh) <= set(LABELS) and len(fresh) == len(dev_recs)
+
+
+def test_bad_lexical_settings_name_the_key():
+    with pytest.raises(ConfigError, match="lexical.weight"):
+        load_config(None, ["lexical.weight=-1"])
+    with pytest.raises(ConfigError, match="lexical.ngram_max"):
+        load_config(None, ["lexical.ngram_max=9"])
+    with pytest.raises(ConfigError, match="lexical.regularisation_c"):
+        load_config(None, ["lexical.regularisation_c=0"])
