@@ -2,7 +2,8 @@
 
     python bench/bench_topic_margin.py runs/topic
 
-Both systems are trained on the model's own training records (the TF-IDF + LR baseline is refit
+The model is what `NewsClassifier` loads (with the folder's lexical expert unless
+--encoder-alone). Both systems are trained on the model's own training records (the TF-IDF + LR baseline is refit
 here exactly as `xinwen eval` does) and predict the dev split and the two formal check sets
 (bench/data/formal_news_eval.jsonl, formal_news_eval2.jsonl); the
 articles are then resampled with replacement (both systems' predictions together) and the
@@ -12,11 +13,11 @@ macro-F1 difference recomputed each time. Also prints four-label macro-F1 withou
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
+from check_sets import formal_check_sets
 from sklearn.metrics import f1_score
 
 from xinwen.inference import NewsClassifier
@@ -26,7 +27,6 @@ from xinwen.training.config import load_config
 from xinwen.training.topic_data import load_topic_splits
 from xinwen.training.topic_eval import tfidf_baseline
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
@@ -34,14 +34,13 @@ def main() -> None:
     parser.add_argument("model_dir")
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--encoder-alone", action="store_true", help="ignore the folder's lexical expert")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     train, dev = load_topic_splits(load_config(Path(args.model_dir, "config.yaml")))
-    check_sets = {"dev": dev}
-    for name, path in (("formal", "formal_news_eval.jsonl"), ("formal2", "formal_news_eval2.jsonl")):
-        text = (ROOT / "bench" / "data" / path).read_text(encoding="utf-8")
-        check_sets[name] = [json.loads(line) for line in text.splitlines() if line.strip()]
-    clf = NewsClassifier.from_pretrained(args.model_dir, device="cpu", first_stage=False)
+    check_sets = {"dev": dev, **formal_check_sets()}
+    clf = NewsClassifier.from_pretrained(args.model_dir, device="cpu", first_stage=False,
+                                         lexical=not args.encoder_alone)
     labels = clf.labels
     baseline = tfidf_baseline(train, labels)
     rng = np.random.default_rng(args.seed)

@@ -5,16 +5,17 @@
 The model trains on one head+tail window of `text.max_length` tokens. Here the same weights
 predict the dev split and both formal check sets with longer head+tail windows and with `chunks`
 (every window of the article, probabilities averaged), one macro-F1 per variant. Evaluation
-only: nothing here is used to choose a default automatically.
+only: nothing here is used to choose a default automatically. The encoder alone is measured
+(the folder's lexical expert reads whole articles anyway).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from dataclasses import replace
 from pathlib import Path
 
+from check_sets import formal_check_sets
 from sklearn.metrics import f1_score
 
 from xinwen.inference import NewsClassifier
@@ -23,7 +24,6 @@ from xinwen.inference.text import as_article
 from xinwen.training.config import load_config
 from xinwen.training.topic_data import load_topic_splits
 
-ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = (("head_tail", 128), ("head_tail", 192), ("head_tail", 256), ("chunks", 128))
 
 
@@ -32,14 +32,11 @@ def main() -> None:
     parser.add_argument("model_dirs", nargs="+")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    formal_sets = {}
-    for name in ("formal_news_eval", "formal_news_eval2"):
-        text = (ROOT / "bench" / "data" / f"{name}.jsonl").read_text(encoding="utf-8")
-        formal_sets[name] = [json.loads(line) for line in text.splitlines() if line.strip()]
+    formal_sets = formal_check_sets()
     print("| model | set | " + " | ".join(f"{mode} {length}" for mode, length in VARIANTS) + " |")
     print("|---|---|" + "---:|" * len(VARIANTS))
     for model_dir in args.model_dirs:
-        clf = NewsClassifier.from_pretrained(model_dir, device="cpu", first_stage=False)
+        clf = NewsClassifier.from_pretrained(model_dir, device="cpu", first_stage=False, lexical=False)
         # The dev split of the model's own config (builtin inews-topics dev for the default recipe).
         check_sets = {"dev": load_topic_splits(load_config(Path(model_dir, "config.yaml")))[1], **formal_sets}
         trained = clf.settings.text

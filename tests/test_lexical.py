@@ -114,6 +114,15 @@ def test_training_fits_the_expert_and_eval_reports_both(tiny_encoder_dir, topic_
     assert not (out / LEXICAL_JSON).exists() and NewsClassifier.from_pretrained(out).lexical is None
     assert set(evaluate_topic_folder(str(out), data=str(dev))["systems"]) == {"xinwen", "tfidf_char_lr"}
 
+    # `xinwen lexical` fits one into a trained folder, refuses a bad weight, and removes it at 0.
+    from xinwen.training.cli import main as xinwen
+
+    assert xinwen(["lexical", str(out), "--weight", "0.25"]) == 0
+    assert NewsClassifier.from_pretrained(out).lexical.settings.weight == 0.25
+    assert xinwen(["lexical", str(out), "--weight", "-1"]) == 2
+    assert xinwen(["lexical", str(out), "--weight", "0"]) == 0 and not (out / LEXICAL_JSON).exists()
+    assert xinwen(["lexical", str(tmp_path)]) == 2  # no config.yaml: not a trained folder
+
 
 def test_the_baseline_reused_from_training_predicts_like_a_fresh_fit(topic_files):
     from xinwen.training.data_files import load_labelled

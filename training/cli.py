@@ -84,6 +84,16 @@ def _cmd_first_stage(args) -> int:
     return 0
 
 
+def _cmd_lexical(args) -> int:
+    import json
+
+    from .lexical_fit import fit_lexical_into
+
+    report = fit_lexical_into(args.model_dir, weight=args.weight)
+    print(json.dumps(report, indent=2, ensure_ascii=False))  # the command's answer
+    return 0
+
+
 def _cmd_prepare(args) -> int:
     from ..inference.builtin_encoder import prepare_builtin_encoder
 
@@ -127,6 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-accepted", type=int, default=50)
     p.add_argument("--remove", action="store_true", help="delete the folder's first stage instead")
     p.set_defaults(func=_cmd_first_stage)
+
+    p = sub.add_parser("lexical", help="(re)fit the character n-gram expert of a topic model folder",
+                       description="Fit the lexical expert (TF-IDF + LR over whole articles, multiplied into "
+                                   "the encoder's probabilities) from the folder's own config, e.g. after "
+                                   "changing its weight, or for a folder trained before it existed. "
+                                   "--weight 0 removes it.")
+    p.add_argument("model_dir")
+    p.add_argument("--weight", type=float, default=None, help="exponent of the n-gram model (default: the config's)")
+    p.set_defaults(func=_cmd_lexical)
 
     p = sub.add_parser("prepare-encoder", help="convert the offline e5 encoder (runs on first use anyway)")
     p.add_argument("--force", action="store_true")

@@ -55,3 +55,43 @@ def fit_lexical_expert(section: LexicalSection, train_records: Sequence[dict], l
     logger.info("lexical expert: %d n-grams, weight %.2f, temperature %.2f (%.0fs)", len(expert.ngrams.vocabulary),
                 section.weight, expert.settings.temperature, time.time() - t0)
     return expert
+
+
+def fit_lexical_into(model_dir: str, weight: float | None = None) -> dict:
+    """``xinwen lexical DIR``: (re)fit the expert of a trained topic folder from its own config
+    (training split, ``lexical`` section; ``weight`` overrides it) and save it there. Weight 0
+    removes it. A first stage distilled from the old answers is removed too."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from ..inference.classifier import NewsClassifier
+    from ..inference.first_stage import STAGE_JSON, remove_first_stage
+    from ..inference.lexical import remove_lexical
+    from .config import load_config
+    from .config_loading import ConfigError
+    from .topic_data import load_topic_splits
+
+    folder = Path(model_dir)
+    if not (folder / "config.yaml").is_file():
+        raise ConfigError([f"{folder / 'config.yaml'} not found: `xinwen lexical` needs a folder written by "
+                           "`xinwen train` (its config names the training data)"], "xinwen lexical")
+    cfg = load_config(folder / "config.yaml")
+    try:
+        section = replace(cfg.lexical, weight=cfg.lexical.weight if weight is None else weight)
+    except ValueError as err:
+        raise ConfigError([f"--weight: {err}"], "xinwen lexical") from None
+    if (folder / STAGE_JSON).is_file():
+        logger.warning("removing the first stage of %s: it learnt the old answers (refit: xinwen first-stage)", folder)
+        remove_first_stage(folder)
+    remove_lexical(folder)
+    if section.weight == 0:
+        logger.info("removed the lexical expert from %s: it now answers with the encoder alone", folder)
+        return {"weight": 0.0}
+    train_recs, dev_recs = load_topic_splits(cfg)
+    clf = NewsClassifier.from_pretrained(folder, device="cpu", first_stage=False, lexical=False)
+    dev_articles = [as_article(r, i) for i, r in enumerate(dev_recs)]
+    encoder = clf.model_probabilities(dev_articles)
+    gold = torch.tensor([clf.labels.index(r["label"]) for r in dev_recs])
+    expert = fit_lexical_expert(section, train_recs, clf.labels, dev_articles, encoder, gold)
+    expert.save(folder)
+    return {"weight": section.weight, **expert.settings.report, "temperature": expert.settings.temperature}
