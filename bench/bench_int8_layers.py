@@ -43,14 +43,15 @@ def main() -> None:
             articles.append(as_article(record))
         except (TypeError, ValueError):  # no usable text: scoring would reject it too
             pass
-    reference = NewsClassifier.from_pretrained(args.model, device="cpu")
+    # The encoder alone, as the int8 backends see it (no first stage, no lexical expert).
+    reference = NewsClassifier.from_pretrained(args.model, device="cpu", first_stage=False, lexical=False)
     started = time.time()
     p32 = reference.probabilities(articles)
     fp32_seconds = time.time() - started
     print(f"fp32: {len(articles)} articles in {fp32_seconds:.1f} s")
 
     for name, kept in VARIANTS.items():
-        clf = NewsClassifier.from_pretrained(args.model, device="cpu")
+        clf = NewsClassifier.from_pretrained(args.model, device="cpu", first_stage=False, lexical=False)
         layers = {n for n, m in clf.model.named_modules()
                   if isinstance(m, torch.nn.Linear) and not any(n.endswith(k) for k in kept)}
         clf.model = quantize_dynamic(clf.model, {n: per_channel_dynamic_qconfig for n in layers}, dtype=torch.qint8)

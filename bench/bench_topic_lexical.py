@@ -44,7 +44,7 @@ def main() -> None:
         train, dev = load_topic_splits(load_config(Path(model_dir, "config.yaml")))
         clf = NewsClassifier.from_pretrained(model_dir, device="cpu", first_stage=False, lexical=False)
         labels = clf.labels
-        key = tuple(sorted(str(r.get("id", i)) for i, r in enumerate(train)))
+        key = tuple((r.get("title", ""), r.get("body", ""), r["label"]) for r in train)
         if key not in fitted:
             fitted[key] = fit_tfidf(train, labels)
         for name, records in {"dev": dev, **formal}.items():

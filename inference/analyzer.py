@@ -50,7 +50,8 @@ def length_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: in
 @torch.inference_mode()
 def batched_probabilities(classifier: NewsClassifier, articles: Sequence[ArticleText], batch_size: int = 32,
                           max_batch_tokens: int | None = None) -> torch.Tensor:
-    """Calibrated probabilities, one row per article: softmax(logits / T), chunks averaged.
+    """Calibrated probabilities, one row per article: softmax(logits / T), chunks averaged, times
+    the folder's lexical expert when it has one (``NewsClassifier.route``).
 
     Same numbers as ``NewsClassifier.probabilities``; only the batching differs (token budget)."""
     return classifier.route(articles, lambda part: _model_probabilities(classifier, part, batch_size,

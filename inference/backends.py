@@ -11,6 +11,7 @@ import json
 import logging
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .classifier import NewsClassifier
+from .classifier import NewsClassifier, fragile_rows
 from .lexical import LEXICAL_JSON, LEXICAL_TENSORS
 from .loading import check_model_source
 from .settings import BACKENDS, RECHECK_MARGIN, SETTINGS_FILE, ClassifierSettings
@@ -94,12 +95,22 @@ class CheckedInt8Model:
     def to(self, device: Any) -> "CheckedInt8Model":
         return self
 
+    @contextmanager
+    def fp32_pass(self):
+        """Every row in fp32 inside the block: the classifier rechecks articles whose final
+        answer (after its lexical expert) is fragile, which this row-level check cannot see."""
+        self._fp32_only = True
+        try:
+            yield
+        finally:
+            self._fp32_only = False
+
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> SimpleNamespace:
+        if getattr(self, "_fp32_only", False):
+            self.rechecked += len(input_ids)  # rows already counted in self.rows by the int8 pass
+            return SimpleNamespace(logits=self.fp32(input_ids=input_ids, attention_mask=attention_mask).logits.float())
         logits = self.int8(input_ids=input_ids, attention_mask=attention_mask).logits.float()
-        top = torch.softmax(logits / self.temperature, dim=-1).topk(2, dim=-1).values
-        unsure = (top[:, 0] - top[:, 1]) < self.margin
-        if self.threshold > 0:
-            unsure |= (top[:, 0] - self.threshold).abs() < self.margin
+        unsure = fragile_rows(torch.softmax(logits / self.temperature, dim=-1), self.margin, self.threshold)
         if unsure.any():
             rows = unsure.nonzero().squeeze(1)
             logits[rows] = self.fp32(input_ids=input_ids[rows], attention_mask=attention_mask[rows]).logits.float()

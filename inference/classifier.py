@@ -94,6 +94,16 @@ def override_text_settings(clf, long_text: str | None = None, max_length: int | 
         raise ValueError(f"--long-text/--max-length: {err}") from None
 
 
+def fragile_rows(probs: torch.Tensor, margin: float, threshold: float = 0.0) -> torch.Tensor:
+    """Rows whose answer a small change in probabilities could flip: top-two gap below ``margin``,
+    or (with a confidence threshold) a top probability within ``margin`` of it."""
+    top = probs.topk(min(2, probs.shape[-1]), dim=-1).values
+    unsure = (top[:, 0] - top[:, -1]) < margin
+    if threshold > 0:
+        unsure |= (top[:, 0] - threshold).abs() < margin
+    return unsure
+
+
 class NewsClassifier:
     def __init__(self, model, tokenizer, settings: ClassifierSettings, device: torch.device, first_stage=None,
                  lexical=None):
@@ -111,7 +121,7 @@ class NewsClassifier:
         self.lexical = lexical
         if lexical is not None and set(lexical.labels) != set(self.labels):
             raise ValueError(f"lexical expert labels {lexical.labels} differ from the model's {self.labels}; "
-                             "fix: retrain the folder, or delete its lexical.json to use the encoder alone")
+                             "fix: refit it with `xinwen lexical DIR`, or remove it with `xinwen lexical DIR --weight 0`")
         # [articles seen, articles answered by the first stage], for reports.
         self.first_stage_counts = [0, 0]
 
@@ -146,7 +156,18 @@ class NewsClassifier:
             encoder_probabilities = model_probabilities
 
             def model_probabilities(part):
-                return self.lexical.fuse(part, encoder_probabilities(part), self.labels)
+                encoder = encoder_probabilities(part)
+                lexical = self.lexical.probabilities(part, self.labels)
+                final = self.lexical.combine(encoder, lexical)
+                fp32_pass = getattr(self.model, "fp32_pass", None)  # the int8-checked backend
+                if fp32_pass is not None:
+                    rows = fragile_rows(final, self.model.margin, self.settings.threshold).nonzero().squeeze(1).tolist()
+                    if rows:
+                        encoder, final = encoder.clone(), final.clone()  # inference tensors are read-only here
+                        with fp32_pass():
+                            encoder[rows] = encoder_probabilities([part[i] for i in rows])
+                        final[rows] = self.lexical.combine(encoder[rows], lexical[rows])
+                return final
 
         if self.first_stage is None or not articles:
             return model_probabilities(articles)

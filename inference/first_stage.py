@@ -78,7 +78,8 @@ class FirstStage:
     @classmethod
     def load(cls, folder: str | Path) -> "FirstStage | None":
         """The first stage saved in ``folder``, or ``None`` when it has none."""
-        loaded = NgramModel.load(Path(folder, STAGE_JSON), Path(folder, STAGE_TENSORS))
+        loaded = NgramModel.load(Path(folder, STAGE_JSON), Path(folder, STAGE_TENSORS),
+                                 fix=f"refit it with `xinwen first-stage {folder}` (or --remove it)")
         if loaded is None:
             return None
         ngrams, meta = loaded

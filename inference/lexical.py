@@ -19,6 +19,7 @@ Stored beside the model as ``lexical.json`` (weight, temperature, fit report, vo
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,9 +43,9 @@ class LexicalSettings:
     report: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.weight < 0:
-            raise ValueError(f"lexical weight: expected >= 0, got {self.weight}")
-        if not self.temperature > 0:
+        if not (math.isfinite(self.weight) and self.weight >= 0):
+            raise ValueError(f"lexical weight: expected a finite number >= 0, got {self.weight}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ValueError(f"lexical temperature: expected > 0, got {self.temperature}")
 
 
@@ -64,12 +65,15 @@ class LexicalExpert:
             np.zeros((0, len(self.labels)), dtype=np.float32)
         return torch.from_numpy(np.ascontiguousarray(probs[:, order], dtype=np.float32))
 
+    def logits(self, encoder_probs: torch.Tensor, lexical_probs: torch.Tensor) -> torch.Tensor:
+        """log p_encoder + weight * log p_ngram (before the temperature and the softmax)."""
+        return encoder_probs.clamp_min(1e-9).log() + self.settings.weight * lexical_probs.clamp_min(1e-9).log()
+
     def combine(self, encoder_probs: torch.Tensor, lexical_probs: torch.Tensor,
                 temperature: float | None = None) -> torch.Tensor:
         """The product of experts (module docstring); ``temperature`` defaults to the fitted one."""
         t = self.settings.temperature if temperature is None else temperature
-        logits = encoder_probs.clamp_min(1e-9).log() + self.settings.weight * lexical_probs.clamp_min(1e-9).log()
-        return torch.softmax(logits / t, dim=-1)
+        return torch.softmax(self.logits(encoder_probs, lexical_probs) / t, dim=-1)
 
     def fuse(self, articles: Sequence[ArticleText], encoder_probs: torch.Tensor,
              model_labels: Sequence[str]) -> torch.Tensor:
@@ -85,11 +89,16 @@ class LexicalExpert:
     @classmethod
     def load(cls, folder: str | Path) -> "LexicalExpert | None":
         """The lexical expert saved in ``folder``, or ``None`` when it has none."""
-        loaded = NgramModel.load(Path(folder, LEXICAL_JSON), Path(folder, LEXICAL_TENSORS))
+        loaded = NgramModel.load(Path(folder, LEXICAL_JSON), Path(folder, LEXICAL_TENSORS),
+                                 fix=f"refit it with `xinwen lexical {folder}`")
         if loaded is None:
             return None
         ngrams, meta = loaded
-        return cls(LexicalSettings(**{k: meta[k] for k in ("weight", "temperature", "report") if k in meta}), ngrams)
+        try:
+            settings = LexicalSettings(**{k: meta[k] for k in ("weight", "temperature", "report") if k in meta})
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{Path(folder, LEXICAL_JSON)}: {err}; fix: refit it with `xinwen lexical {folder}`") from None
+        return cls(settings, ngrams)
 
 
 def remove_lexical(folder: str | Path) -> None:

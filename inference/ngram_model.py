@@ -53,14 +53,21 @@ class NgramModel:
         tmp_json.replace(json_path)
 
     @classmethod
-    def load(cls, json_path: Path, tensors_path: Path) -> tuple["NgramModel", dict[str, Any]] | None:
-        """(model, the rest of the JSON) or ``None`` when ``json_path`` does not exist."""
+    def load(cls, json_path: Path, tensors_path: Path, fix: str = "refit it"
+             ) -> tuple["NgramModel", dict[str, Any]] | None:
+        """(model, the rest of the JSON) or ``None`` when ``json_path`` does not exist. A broken
+        pair raises ValueError naming the file and ``fix``."""
         from safetensors.numpy import load_file
 
         if not json_path.is_file():
             return None
-        meta = json.loads(json_path.read_text(encoding="utf-8"))
-        vocabulary, labels = meta.pop("vocabulary"), meta.pop("labels")
-        ngram_range = tuple(meta.pop("ngram_range"))
-        tensors = load_file(str(tensors_path))
-        return cls(labels, vocabulary, tensors["idf"], tensors["weights"], tensors["bias"], ngram_range), meta
+        try:
+            meta = json.loads(json_path.read_text(encoding="utf-8"))
+            vocabulary, labels = meta.pop("vocabulary"), meta.pop("labels")
+            ngram_range = tuple(meta.pop("ngram_range"))
+            tensors = load_file(str(tensors_path))
+            model = cls(labels, vocabulary, tensors["idf"], tensors["weights"], tensors["bias"], ngram_range)
+        except (OSError, KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{json_path} / {tensors_path.name}: unreadable n-gram model ({type(err).__name__}: "
+                             f"{err}); fix: {fix}") from None
+        return model, meta

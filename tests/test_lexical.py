@@ -66,11 +66,15 @@ def test_every_inference_path_applies_the_saved_expert(tiny_classifier_dir, tmp_
     assert with_expert.predict({"title": "海关", "body": "海关数据"}).label == "trade"
     assert not torch.allclose(expected, encoder)
 
-    # An export carries the expert: the exported folder answers like the source.
+    # An export carries the expert: the exported classifier applies it to its own encoder.
     out = tmp_path / "int8"
     export_classifier(folder, out, int8=True)
     assert (out / LEXICAL_JSON).is_file() and (out / LEXICAL_TENSORS).is_file()
-    assert load_classifier(out).lexical is not None
+    exported = load_classifier(out)
+    exported_encoder = load_classifier(out).model_probabilities(articles)
+    assert torch.allclose(exported.probabilities(articles),
+                          exported.lexical.fuse(articles, exported_encoder, exported.labels), atol=1e-6)
+    assert exported.predict({"title": "海关", "body": "海关数据"}).label == "trade"
 
 
 def test_an_expert_with_other_labels_is_refused(tiny_classifier_dir, tmp_path):
@@ -79,7 +83,7 @@ def test_an_expert_with_other_labels_is_refused(tiny_classifier_dir, tmp_path):
     folder = tmp_path / "clf"
     shutil.copytree(tiny_classifier_dir, folder)
     _keyword_expert(weight=0.5, labels=["a", "b", "c", "d", "e"]).save(folder)
-    with pytest.raises(ValueError, match="lexical expert labels.*delete its lexical.json"):
+    with pytest.raises(ValueError, match="lexical expert labels.*xinwen lexical DIR --weight 0"):
         NewsClassifier.from_pretrained(folder, device="cpu")
 
 
@@ -117,22 +121,39 @@ def test_training_fits_the_expert_and_eval_reports_both(tiny_encoder_dir, topic_
     # `xinwen lexical` fits one into a trained folder, refuses a bad weight, and removes it at 0.
     from xinwen.training.cli import main as xinwen
 
+    (out / "first_stage.json").write_text("{}")  # stands for a first stage distilled from the old answers
     assert xinwen(["lexical", str(out), "--weight", "0.25"]) == 0
     assert NewsClassifier.from_pretrained(out).lexical.settings.weight == 0.25
+    assert not (out / "first_stage.json").exists()
     assert xinwen(["lexical", str(out), "--weight", "-1"]) == 2
+    assert xinwen(["lexical", str(out), "--weight", "nan"]) == 2
+    assert (out / LEXICAL_JSON).is_file()  # a refused command changes nothing
     assert xinwen(["lexical", str(out), "--weight", "0"]) == 0 and not (out / LEXICAL_JSON).exists()
     assert xinwen(["lexical", str(tmp_path)]) == 2  # no config.yaml: not a trained folder
 
 
-def test_the_baseline_reused_from_training_predicts_like_a_fresh_fit(topic_files):
+def test_the_baseline_is_a_plain_tfidf_logistic_regression(topic_files):
+    """The stored n-gram model (float32, our own softmax arrays) answers like scikit-learn's own
+    pipeline with the same settings, the reference the baseline used to be."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from xinwen.inference.text import classifier_text
     from xinwen.training.data_files import load_labelled
 
     train, dev = topic_files
     recs = load_labelled(str(train), "title", "body", "label", "id", LABELS)
     dev_recs = load_labelled(str(dev), "title", "body", "label", "id", LABELS)
-    fresh = tfidf_baseline(recs, LABELS)(dev_recs)
-    assert tfidf_baseline(recs, LABELS, fit_tfidf(recs, LABELS))(dev_recs) == fresh
-    assert set(fresh) <= set(LABELS) and len(fresh) == len(dev_recs)
+    texts = lambda rs: [classifier_text(as_article(r)) for r in rs]  # noqa: E731
+    reference = make_pipeline(TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2),
+                              LogisticRegression(C=10.0, class_weight="balanced", max_iter=3000))
+    reference.fit(texts(recs), [r["label"] for r in recs])
+    fitted = fit_tfidf(recs, LABELS)
+    assert np.allclose(fitted.probabilities(texts(dev_recs)),
+                       reference.predict_proba(texts(dev_recs))[:, [list(reference.classes_).index(l) for l in LABELS]],
+                       atol=1e-3)
+    assert tfidf_baseline(recs, LABELS, fitted)(dev_recs) == list(reference.predict(texts(dev_recs)))
 
 
 def test_bad_lexical_settings_name_the_key():
@@ -142,3 +163,25 @@ def test_bad_lexical_settings_name_the_key():
         load_config(None, ["lexical.ngram_max=9"])
     with pytest.raises(ConfigError, match="lexical.regularisation_c"):
         load_config(None, ["lexical.regularisation_c=0"])
+
+
+def test_int8_checked_rechecks_answers_the_expert_made_fragile(tiny_classifier_dir, tmp_path, monkeypatch):
+    """The backend's own check sees encoder rows only; with an expert the classifier also sends
+    articles whose final probabilities are close back through fp32."""
+    import shutil
+
+    from xinwen.inference import backends
+
+    folder = tmp_path / "clf"
+    shutil.copytree(tiny_classifier_dir, folder)
+    _keyword_expert(weight=1.0).save(folder)
+    articles = [as_article({"title": "海关", "body": "海关数据"}), as_article("学生在家"), as_article("铁路工人")]
+    reference = NewsClassifier.from_pretrained(folder, device="cpu").probabilities(articles)
+    monkeypatch.setattr(backends, "fragile_rows", lambda probs, margin, threshold=0.0: torch.zeros(len(probs), dtype=torch.bool))
+    checked = load_classifier(folder, backend="int8-checked")
+    checked.model.margin = 2.0  # every final answer counts as fragile (gaps are at most 1)
+    assert torch.allclose(checked.probabilities(articles), reference, atol=1e-6)
+    assert checked.model.rechecked == checked.model.rows == len(articles)
+    checked.model.margin = 0.0  # none does: int8 throughout, no second pass
+    checked.probabilities(articles)
+    assert checked.model.rechecked == len(articles) and checked.model.rows == 2 * len(articles)

@@ -1,6 +1,7 @@
 """Typed configs for the two training tasks. Every default lives here, with the reason for it."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
@@ -110,8 +111,8 @@ class LexicalSection:
     min_df: int = 2
 
     def __post_init__(self):
-        if self.weight < 0:
-            raise ValueError(f"lexical.weight: expected >= 0 (0 = encoder alone), got {self.weight}")
+        if not (math.isfinite(self.weight) and self.weight >= 0):
+            raise ValueError(f"lexical.weight: expected a finite number >= 0 (0 = encoder alone), got {self.weight}")
         if not 1 <= self.ngram_max <= 5:
             raise ValueError(f"lexical.ngram_max: expected 1..5, got {self.ngram_max}")
         if not self.regularisation_c > 0:
