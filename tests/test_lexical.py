@@ -117,6 +117,7 @@ def test_training_fits_the_expert_and_eval_reports_both(tiny_encoder_dir, topic_
                             "train.resume=false"))
     assert not (out / LEXICAL_JSON).exists() and NewsClassifier.from_pretrained(out).lexical is None
     assert set(evaluate_topic_folder(str(out), data=str(dev))["systems"]) == {"xinwen", "tfidf_char_lr"}
+    assert not (out / "eval" / "confusion_encoder_alone.png").exists()  # no stale plot from the earlier run
 
     # `xinwen lexical` fits one into a trained folder, refuses a bad weight, and removes it at 0.
     from xinwen.training.cli import main as xinwen

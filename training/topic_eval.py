@@ -134,6 +134,9 @@ def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str |
         train_recs = load_topic_splits(cfg)[0]
         predict = tfidf_baseline(train_recs, labels, fitted_baseline)
         systems["tfidf_char_lr"] = classification_report(gold, predict(records), labels)
+    for stale in out.glob("confusion_*.png"):  # e.g. encoder_alone after retraining without the expert
+        if stale.stem.removeprefix("confusion_") not in systems:
+            stale.unlink()
     for sys_name, rep in systems.items():
         plot_confusion(rep, f"{sys_name} on {name}", out / f"confusion_{sys_name}.png")
     (out / "report.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
