@@ -156,18 +156,7 @@ class NewsClassifier:
             encoder_probabilities = model_probabilities
 
             def model_probabilities(part):
-                encoder = encoder_probabilities(part)
-                lexical = self.lexical.probabilities(part, self.labels)
-                final = self.lexical.combine(encoder, lexical)
-                fp32_pass = getattr(self.model, "fp32_pass", None)  # the int8-checked backend
-                if fp32_pass is not None:
-                    rows = fragile_rows(final, self.model.margin, self.settings.threshold).nonzero().squeeze(1).tolist()
-                    if rows:
-                        encoder, final = encoder.clone(), final.clone()  # inference tensors are read-only here
-                        with fp32_pass():
-                            encoder[rows] = encoder_probabilities([part[i] for i in rows])
-                        final[rows] = self.lexical.combine(encoder[rows], lexical[rows])
-                return final
+                return self._times_lexical(part, encoder_probabilities)
 
         if self.first_stage is None or not articles:
             return model_probabilities(articles)
@@ -178,6 +167,24 @@ class NewsClassifier:
         self.first_stage_counts[0] += len(articles)
         self.first_stage_counts[1] += len(articles) - len(rest)
         return probs
+
+    def _times_lexical(self, articles: Sequence[ArticleText],
+                       encoder_probabilities: Callable[[Sequence[ArticleText]], torch.Tensor]) -> torch.Tensor:
+        """The encoder's probabilities times the lexical expert's (inference/lexical.py)."""
+        encoder = encoder_probabilities(articles)
+        lexical = self.lexical.probabilities(articles, self.labels)
+        final = self.lexical.combine(encoder, lexical)
+        # The int8-checked backend rechecks encoder rows whose own answer is close; an answer the
+        # expert made close is invisible to it, so those articles go through fp32 here.
+        fp32_pass = getattr(self.model, "fp32_pass", None)
+        if fp32_pass is not None:
+            rows = fragile_rows(final, self.model.margin, self.settings.threshold).nonzero().squeeze(1).tolist()
+            if rows:
+                encoder, final = encoder.clone(), final.clone()  # inference tensors are read-only here
+                with fp32_pass():
+                    encoder[rows] = encoder_probabilities([articles[i] for i in rows])
+                final[rows] = self.lexical.combine(encoder[rows], lexical[rows])
+        return final
 
     @torch.inference_mode()
     def model_probabilities(self, articles: Sequence[ArticleText], batch_size: int = 32) -> torch.Tensor:

@@ -100,9 +100,10 @@ class LexicalSection:
     # Exponent of a character n-gram model (TF-IDF + logistic regression over the whole article)
     # in a product with the encoder's probabilities (inference/lexical.py); 0 = the encoder alone.
     # The n-gram model reads the parts of long articles the encoder's window cuts, and the
-    # keywords of rare topics. 0.5 improved macro-F1 for all four saved models (2 seeds x 2 head
-    # inits) on dev and both formal check sets, 1.0 on most (docs/benchmarks.md, "Fifth
-    # session"): the smaller weight, since the encoder is the part that generalises in meaning.
+    # keywords of rare topics. At 0.5 macro-F1 was at or above the encoder alone for all four
+    # trained encoders (2 seeds x 2 head inits) on dev and both formal check sets; 1.0 lost on dev
+    # for two of them (docs/benchmarks.md, "Fifth session"). The lower end of that plateau, since
+    # the encoder is the part expected to generalise to text unlike the training data.
     weight: float = 0.5
     # The same settings as the TF-IDF baseline `xinwen eval` reports, so the two can be compared.
     ngram_max: int = 3
