@@ -5,8 +5,8 @@
 {'label': 'trade', 'score': 0.93, 'scores': {'trade': 0.93, ...}, 'headline': '前三季度我国进出口同比增长'}
 
 ``xinwen score`` runs this same object over files, so the Python API and the batch job cannot
-disagree. Both models run batched: the classifier in length-sorted, token-budgeted batches (below),
-the generator through ``HeadlineGenerator.generate`` on a list (it sorts by length itself).
+disagree. Both models run batched: the classifier in length-sorted, token-budgeted batches
+(``NewsClassifier.model_probabilities``), the generator through ``HeadlineGenerator.generate`` on a list (it sorts by length itself).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 
 import torch
 
-from .classifier import NewsClassifier, encode_for_classifier, pad_batch
+from .classifier import NewsClassifier, length_batches  # noqa: F401  (length_batches: public here too)
 from .text import Article, ArticleText, as_article
 
 
@@ -27,54 +27,16 @@ class Analysis(TypedDict):
     headline: str | None  # None without a headline model
 
 
-def length_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length (sorted, so padding is small).
-
-    A batch holds at most ``max_batch_tokens`` padded tokens and ``8 * batch_size`` rows: full-length
-    inputs come ``batch_size`` at a time, short ones in proportionally larger batches, so every
-    batch costs about the same and none is mostly padding."""
-    order = sorted(range(len(lengths)), key=lambda k: (lengths[k], k))
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for k in order:
-        width = lengths[k]  # ascending order: the newest item is the widest in its batch
-        if current and ((len(current) + 1) * width > max_batch_tokens or len(current) >= 8 * batch_size):
-            batches.append(current)
-            current = []
-        current.append(k)
-    if current:
-        batches.append(current)
-    return batches
-
-
 @torch.inference_mode()
 def batched_probabilities(classifier: NewsClassifier, articles: Sequence[ArticleText], batch_size: int = 32,
                           max_batch_tokens: int | None = None) -> torch.Tensor:
     """Calibrated probabilities, one row per article: softmax(logits / T), chunks averaged, times
     the folder's lexical expert when it has one (``NewsClassifier.route``).
 
-    Same numbers as ``NewsClassifier.probabilities``; only the batching differs (token budget)."""
-    return classifier.route(articles, lambda part: _model_probabilities(classifier, part, batch_size,
-                                                                          max_batch_tokens))
-
-
-def _model_probabilities(classifier: NewsClassifier, articles: Sequence[ArticleText], batch_size: int,
-                         max_batch_tokens: int | None) -> torch.Tensor:
-    settings = classifier.settings
-    inputs = encode_for_classifier(classifier.tokenizer, articles, settings.text)
-    budget = max_batch_tokens or batch_size * settings.text.max_length
-    sums = torch.zeros((len(articles), len(classifier.labels)), dtype=torch.float32)
-    counts = torch.zeros(len(articles), dtype=torch.float32)
-    pad_id = classifier.tokenizer.pad_token_id or 0
-    for batch_ids in length_batches([len(ids) for _, ids in inputs], batch_size, budget):
-        part = [inputs[k] for k in batch_ids]
-        batch = {k: v.to(classifier.device) for k, v in pad_batch([ids for _, ids in part], pad_id).items()}
-        logits = classifier.model(**batch).logits.float().cpu()
-        probs = torch.softmax(logits / settings.temperature, dim=-1)
-        index = torch.tensor([article for article, _ in part])
-        sums.index_add_(0, index, probs)
-        counts.index_add_(0, index, torch.ones(len(part)))
-    return sums / counts.clamp(min=1).unsqueeze(1)
+    ``NewsClassifier.probabilities`` with a chosen token budget per batch (``xinwen score
+    --max-batch-tokens``)."""
+    return classifier.route(articles, lambda part: classifier.model_probabilities(part, batch_size,
+                                                                                 max_batch_tokens))
 
 
 class NewsAnalyzer:

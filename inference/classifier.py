@@ -78,6 +78,26 @@ def pad_batch(sequences: list[list[int]], pad_id: int) -> dict[str, torch.Tensor
     return {"input_ids": ids, "attention_mask": mask}
 
 
+def length_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (sorted, so padding is small).
+
+    A batch holds at most ``max_batch_tokens`` padded tokens and ``8 * batch_size`` rows: full-length
+    inputs come ``batch_size`` at a time, short ones in proportionally larger batches, so every
+    batch costs about the same and none is mostly padding."""
+    order = sorted(range(len(lengths)), key=lambda k: (lengths[k], k))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for k in order:
+        width = lengths[k]  # ascending order: the newest item is the widest in its batch
+        if current and ((len(current) + 1) * width > max_batch_tokens or len(current) >= 8 * batch_size):
+            batches.append(current)
+            current = []
+        current.append(k)
+    if current:
+        batches.append(current)
+    return batches
+
+
 def override_text_settings(clf, long_text: str | None = None, max_length: int | None = None) -> None:
     """Change how much of each article ``clf`` reads (``xinwen eval``/``score`` --long-text and
     --max-length), checked against the model's position table. Raises ValueError naming the flag."""
@@ -187,23 +207,24 @@ class NewsClassifier:
         return final
 
     @torch.inference_mode()
-    def model_probabilities(self, articles: Sequence[ArticleText], batch_size: int = 32) -> torch.Tensor:
-        """The encoder's own calibrated probabilities, one row per article (chunks averaged; no
-        first stage, no lexical expert)."""
+    def model_probabilities(self, articles: Sequence[ArticleText], batch_size: int = 32,
+                            max_batch_tokens: int | None = None) -> torch.Tensor:
+        """The encoder's own calibrated probabilities, one row per article: softmax(logits / T),
+        chunks averaged (no first stage, no lexical expert). Inputs run in length-sorted batches of
+        at most ``max_batch_tokens`` padded tokens (default ``batch_size * text.max_length``)."""
         inputs = encode_for_classifier(self.tokenizer, articles, self.settings.text)
+        budget = max_batch_tokens or batch_size * self.settings.text.max_length
         sums = torch.zeros((len(articles), len(self.labels)), dtype=torch.float32)
         counts = torch.zeros(len(articles), dtype=torch.float32)
-        # Sorting by length keeps padding (wasted compute) small inside each batch.
-        order = sorted(range(len(inputs)), key=lambda k: len(inputs[k][1]))
         pad_id = self.tokenizer.pad_token_id or 0
-        for start in range(0, len(order), batch_size):
-            chunk = [inputs[k] for k in order[start : start + batch_size]]
-            batch = {k: v.to(self.device) for k, v in pad_batch([ids for _, ids in chunk], pad_id).items()}
+        for batch_ids in length_batches([len(ids) for _, ids in inputs], batch_size, budget):
+            part = [inputs[k] for k in batch_ids]
+            batch = {k: v.to(self.device) for k, v in pad_batch([ids for _, ids in part], pad_id).items()}
             logits = self.model(**batch).logits.float().cpu()
             probs = torch.softmax(logits / self.settings.temperature, dim=-1)
-            for (article_index, _), p in zip(chunk, probs):
-                sums[article_index] += p
-                counts[article_index] += 1
+            index = torch.tensor([article for article, _ in part])
+            sums.index_add_(0, index, probs)
+            counts.index_add_(0, index, torch.ones(len(part)))
         return sums / counts.clamp(min=1).unsqueeze(1)
 
     def predict(self, articles: Article | Sequence[Article], top_k: int | None = None,
