@@ -16,7 +16,7 @@ from xinwen.inference.text import as_article, classifier_text
 from xinwen.training.cli import main as xinwen
 from xinwen.inference.ngram_model import NgramModel
 from xinwen.training.first_stage_fit import FirstStageOptions, choose_accept_level, fit_first_stage
-from xinwen.training.ngram_fit import softmax_weights
+from xinwen.training.softmax_regression import softmax_weights
 
 
 def test_accept_level_stops_where_agreement_would_fall_below_the_target():

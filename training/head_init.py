@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..inference.classifier import pad_batch
+from .softmax_regression import softmax_weights
 
 logger = logging.getLogger(__name__)
 
@@ -56,34 +57,24 @@ def linear_probe_init(model, encoded: list[list[int]], labels: list[int], indice
                       batch_size: int = 32) -> bool:
     """Fit a multinomial logistic regression on frozen pooled features of ``indices`` and copy it
     into the classification head. Returns False (head left as is) for unsupported heads."""
-    from sklearn.linear_model import LogisticRegression
-
     head = _pooled_head(model)
     if head is None:
         logger.warning("train.head_init=linear_probe needs a single linear head on a pooler "
                        "(BERT-style); %s keeps its random head", type(model).__name__)
         return False
-    features = pooled_features(model, encoded, indices, pad_id, batch_size)
     y = np.array([labels[i] for i in indices])
-    n_classes = head.out_features
-    # The same per-class weights as the fine-tuning loss: the probe should learn the same task.
-    sample_weight = None if class_weights is None else class_weights.numpy()[y]
-    probe = LogisticRegression(C=1.0 / l2, max_iter=2000)
-    probe.fit(features, y, sample_weight=sample_weight)
-    weight = np.zeros((n_classes, features.shape[1]), dtype=np.float32)
-    bias = np.full(n_classes, -10.0, dtype=np.float32)  # a class absent from the probe's data
-    present = probe.classes_
-    if len(present) == 2:  # scikit-learn keeps one row for two classes: logit difference
-        weight[present[1]], bias[present[1]] = probe.coef_[0] / 2, probe.intercept_[0] / 2
-        weight[present[0]], bias[present[0]] = -probe.coef_[0] / 2, -probe.intercept_[0] / 2
-    elif len(present) > 2:
-        weight[present], bias[present] = probe.coef_, probe.intercept_
-    else:
+    if len(np.unique(y)) < 2:
         logger.warning("linear probe: only one class among the training items; random head kept")
         return False
+    features = pooled_features(model, encoded, indices, pad_id, batch_size)
+    # The same per-class weights as the fine-tuning loss: the probe should learn the same task.
+    sample_weight = None if class_weights is None else class_weights.numpy()[y]
+    # A label absent from the probe's items starts unlikely but learnable (-10, not -30).
+    weight, bias = softmax_weights(features, y, head.out_features, 1.0 / l2, sample_weight=sample_weight,
+                                   absent_bias=-10.0, max_iter=2000)
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(weight))
         head.bias.copy_(torch.from_numpy(bias))
-    accuracy = float((probe.predict(features) == y).mean())
+    accuracy = float(((features @ weight.T + bias).argmax(1) == y).mean())
     logger.info("linear probe on %d frozen pooled features: training accuracy %.3f", len(y), accuracy)
     return True
