@@ -165,7 +165,9 @@ class NewsClassifier:
         return cls(model, tokenizer, ClassifierSettings.load(path), dev, first_stage=stage, lexical=expert)
 
     def probabilities(self, articles: Sequence[ArticleText], batch_size: int = 32) -> torch.Tensor:
-        """Calibrated class probabilities, one row per article (chunks averaged)."""
+        """Calibrated class probabilities, one row per article (chunks averaged). ``batch_size``
+        inputs of full length run together; shorter ones are packed up to 8x as many under the
+        same token budget."""
         return self.route(articles, lambda part: self.model_probabilities(part, batch_size))
 
     def route(self, articles: Sequence[ArticleText],
