@@ -89,15 +89,16 @@ class LexicalExpert:
     @classmethod
     def load(cls, folder: str | Path) -> "LexicalExpert | None":
         """The lexical expert saved in ``folder``, or ``None`` when it has none."""
-        loaded = NgramModel.load(Path(folder, LEXICAL_JSON), Path(folder, LEXICAL_TENSORS),
-                                 fix=f"refit it with `xinwen lexical {folder}`")
-        if loaded is None:
-            return None
-        ngrams, meta = loaded
+        fix = f"refit it with `xinwen lexical {folder}`"
+        loaded = NgramModel.load(Path(folder, LEXICAL_JSON), Path(folder, LEXICAL_TENSORS), fix=fix)
+        return None if loaded is None else cls._from_saved(*loaded, where=Path(folder, LEXICAL_JSON), fix=fix)
+
+    @classmethod
+    def _from_saved(cls, ngrams: NgramModel, meta: dict[str, Any], where: Path, fix: str) -> "LexicalExpert":
         try:
             settings = LexicalSettings(**{k: meta[k] for k in ("weight", "temperature", "report") if k in meta})
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{Path(folder, LEXICAL_JSON)}: {err}; fix: refit it with `xinwen lexical {folder}`") from None
+            raise ValueError(f"{where}: {err}; fix: {fix}") from None
         return cls(settings, ngrams)
 
 

@@ -186,3 +186,19 @@ def test_int8_checked_rechecks_answers_the_expert_made_fragile(tiny_classifier_d
     checked.model.margin = 0.0  # none does: int8 throughout, no second pass
     checked.probabilities(articles)
     assert checked.model.rechecked == len(articles) and checked.model.rows == 2 * len(articles)
+
+
+def test_broken_expert_files_name_the_file_and_the_fix(tiny_classifier_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "clf"
+    shutil.copytree(tiny_classifier_dir, folder)
+    _keyword_expert(weight=0.5).save(folder)
+    saved = json.loads((folder / LEXICAL_JSON).read_text(encoding="utf-8"))
+    (folder / LEXICAL_JSON).write_text(json.dumps({**saved, "weight": -2}), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"lexical.json: lexical weight.*fix: refit it with `xinwen lexical"):
+        NewsClassifier.from_pretrained(folder, device="cpu")
+    (folder / LEXICAL_JSON).write_text(json.dumps(saved), encoding="utf-8")
+    (folder / LEXICAL_TENSORS).unlink()
+    with pytest.raises(ValueError, match=r"unreadable n-gram model.*xinwen lexical"):
+        NewsClassifier.from_pretrained(folder, device="cpu")
