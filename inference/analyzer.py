@@ -6,7 +6,8 @@
 
 ``xinwen score`` runs this same object over files, so the Python API and the batch job cannot
 disagree. Both models run batched: the classifier in length-sorted, token-budgeted batches
-(``NewsClassifier.model_probabilities``), the generator through ``HeadlineGenerator.generate`` on a list (it sorts by length itself).
+(``NewsClassifier.model_probabilities``), the generator through ``HeadlineGenerator.generate`` on
+a list (it sorts by length itself).
 """
 from __future__ import annotations
 

@@ -88,6 +88,7 @@ class CheckedInt8Model:
         # probability near the threshold is as fragile as a small top-two gap.
         self.threshold = threshold
         self.rows = self.rechecked = 0
+        self._fp32_only = False  # set by fp32_pass()
 
     def eval(self) -> "CheckedInt8Model":
         return self
@@ -106,7 +107,7 @@ class CheckedInt8Model:
             self._fp32_only = False
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> SimpleNamespace:
-        if getattr(self, "_fp32_only", False):
+        if self._fp32_only:
             self.rechecked += len(input_ids)  # rows already counted in self.rows by the int8 pass
             return SimpleNamespace(logits=self.fp32(input_ids=input_ids, attention_mask=attention_mask).logits.float())
         logits = self.int8(input_ids=input_ids, attention_mask=attention_mask).logits.float()

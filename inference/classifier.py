@@ -208,6 +208,15 @@ class NewsClassifier:
                 final[rows] = self.lexical.combine(encoder[rows], lexical[rows])
         return final
 
+    def calibrated_from_raw(self, raw: torch.Tensor, articles: Sequence[ArticleText],
+                            batch_size: int = 32) -> torch.Tensor:
+        """``model_probabilities`` at the saved temperature, from ``raw`` ones computed at T = 1 for
+        the same ``articles`` (training and eval compute those once for both uses)."""
+        if self.settings.text.long_text == "chunks" and self.settings.temperature != 1.0:
+            # Averaged over chunks, softmax(z / T) is not softmax(log(mean softmax(z)) / T).
+            return self.model_probabilities(articles, batch_size)
+        return torch.softmax(raw.clamp_min(1e-9).log() / self.settings.temperature, -1)
+
     @torch.inference_mode()
     def model_probabilities(self, articles: Sequence[ArticleText], batch_size: int = 32,
                             max_batch_tokens: int | None = None) -> torch.Tensor:

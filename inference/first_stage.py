@@ -24,7 +24,7 @@ import torch
 
 from .ngram_model import NgramModel
 from .settings import RECHECK_MARGIN
-from .text import ArticleText, classifier_text
+from .text import ArticleText
 
 STAGE_JSON = "first_stage.json"
 STAGE_TENSORS = "first_stage.safetensors"
@@ -60,9 +60,7 @@ class FirstStage:
 
         With a confidence threshold (below it the answer is the fallback label), a top
         probability within ``margin`` of the threshold is left to the classifier as well."""
-        probs = self.probabilities([classifier_text(a) for a in articles])
-        order = [self.labels.index(label) for label in model_labels]
-        probs = torch.from_numpy(np.ascontiguousarray(probs[:, order]))
+        probs = self.ngrams.article_probabilities(articles, model_labels)
         top = probs.max(dim=1).values if len(probs) else torch.zeros(0)
         accepted = top >= self.settings.accept
         if threshold > 0:

@@ -25,11 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from .ngram_model import NgramModel
-from .text import ArticleText, classifier_text
+from .text import ArticleText
 
 LEXICAL_JSON = "lexical.json"
 LEXICAL_TENSORS = "lexical.safetensors"
@@ -60,10 +59,7 @@ class LexicalExpert:
 
     def probabilities(self, articles: Sequence[ArticleText], model_labels: Sequence[str]) -> torch.Tensor:
         """The n-gram model's probabilities over the whole article text, in ``model_labels`` order."""
-        order = [self.labels.index(label) for label in model_labels]
-        probs = self.ngrams.probabilities([classifier_text(a) for a in articles]) if articles else \
-            np.zeros((0, len(self.labels)), dtype=np.float32)
-        return torch.from_numpy(np.ascontiguousarray(probs[:, order], dtype=np.float32))
+        return self.ngrams.article_probabilities(articles, model_labels)
 
     def logits(self, encoder_probs: torch.Tensor, lexical_probs: torch.Tensor) -> torch.Tensor:
         """log p_encoder + weight * log p_ngram (before the temperature and the softmax)."""

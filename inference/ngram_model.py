@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+
+from .text import ArticleText, classifier_text
 
 
 class NgramModel:
@@ -36,6 +39,14 @@ class NgramModel:
         logits -= logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
         return e / e.sum(axis=1, keepdims=True)
+
+    def article_probabilities(self, articles: Sequence[ArticleText], model_labels: Sequence[str]) -> torch.Tensor:
+        """Probabilities for whole articles (title + body), columns in ``model_labels`` order."""
+        if not articles:
+            return torch.zeros((0, len(model_labels)), dtype=torch.float32)
+        order = [self.labels.index(label) for label in model_labels]
+        probs = self.probabilities([classifier_text(a) for a in articles])
+        return torch.from_numpy(np.ascontiguousarray(probs[:, order], dtype=np.float32))
 
     def save(self, json_path: Path, tensors_path: Path, meta: dict[str, Any]) -> None:
         """``meta`` (settings, report) + vocabulary to ``json_path``, arrays to ``tensors_path``.

@@ -37,9 +37,9 @@ def same_fit_as_baseline(section: LexicalSection) -> bool:
 
 def fit_lexical_expert(section: LexicalSection, train_records: Sequence[dict], labels: Sequence[str],
                        dev_articles: Sequence[ArticleText], dev_encoder_probs: torch.Tensor,
-                       dev_gold: Sequence[str]) -> LexicalExpert:
+                       dev_gold: Sequence[str]) -> tuple[LexicalExpert, torch.Tensor]:
     """The n-gram model on the training records, its product temperature fitted on dev; the
-    report holds dev macro-F1 with and without it.
+    report holds dev macro-F1 with and without it. Also returns the product's dev probabilities.
 
     ``dev_encoder_probs``: the encoder's calibrated dev probabilities, exactly as
     ``NewsClassifier.model_probabilities`` gives them."""
@@ -54,18 +54,19 @@ def fit_lexical_expert(section: LexicalSection, train_records: Sequence[dict], l
     def dev_f1(probs: torch.Tensor) -> float:
         return classification_report(list(dev_gold), [labels[i] for i in probs.argmax(1).tolist()], labels)["macro_f1"]
 
+    final_dev = expert.combine(dev_encoder_probs, lexical_dev)
     expert.settings.report = {
         "train_records": len(train_records), "ngrams": len(expert.ngrams.vocabulary),
         "ngram_max": section.ngram_max, "regularisation_c": section.regularisation_c,
         "min_df": section.min_df, "class_weight": "balanced", "seconds": round(time.time() - t0, 1),
         "dev_macro_f1_encoder_alone": dev_f1(dev_encoder_probs),
-        "dev_macro_f1_with_lexical": dev_f1(expert.combine(dev_encoder_probs, lexical_dev)),
+        "dev_macro_f1_with_lexical": dev_f1(final_dev),
     }
     logger.info("lexical expert: %d n-grams, weight %.2f, temperature %.2f; dev macro-F1 %.4f -> %.4f (%.0fs)",
                 len(expert.ngrams.vocabulary), section.weight, expert.settings.temperature,
                 expert.settings.report["dev_macro_f1_encoder_alone"],
                 expert.settings.report["dev_macro_f1_with_lexical"], time.time() - t0)
-    return expert
+    return expert, final_dev
 
 
 def fit_lexical_into(model_dir: str, weight: float | None = None) -> dict:
@@ -103,8 +104,8 @@ def fit_lexical_into(model_dir: str, weight: float | None = None) -> dict:
         clf = NewsClassifier.from_pretrained(folder, device="cpu", first_stage=False, lexical=False)
         dev_articles = [as_article(r, i) for i, r in enumerate(dev_recs)]
         encoder = clf.model_probabilities(dev_articles)
-        expert = fit_lexical_expert(section, train_recs, clf.labels, dev_articles, encoder,
-                                    [r["label"] for r in dev_recs])
+        expert, _ = fit_lexical_expert(section, train_recs, clf.labels, dev_articles, encoder,
+                                       [r["label"] for r in dev_recs])
         report = {"weight": section.weight, "temperature": expert.settings.temperature, **expert.settings.report}
     elif not had_expert:
         logger.info("%s has no lexical expert; nothing to remove", folder)

@@ -204,12 +204,8 @@ def train_topic(cfg: TopicConfig) -> dict:
     remove_lexical(out)
     dev_report, lexical = encoder_report, None
     if cfg.lexical.weight > 0:
-        encoder_dev = torch.softmax(logits / temperature, -1)
-        if settings.text.long_text == "chunks" and temperature != 1.0:
-            # Averaged over chunks, softmax(z / T) is not softmax(log(mean softmax(z)) / T).
-            encoder_dev = clf.model_probabilities(dev_articles, batch_size=cfg.train.eval_batch_size)
-        lexical = fit_lexical_expert(cfg.lexical, train_recs, labels, dev_articles, encoder_dev, gold_dev)
-        fused = lexical.fuse(dev_articles, encoder_dev, labels)
+        encoder_dev = clf.calibrated_from_raw(probs, dev_articles, cfg.train.eval_batch_size)
+        lexical, fused = fit_lexical_expert(cfg.lexical, train_recs, labels, dev_articles, encoder_dev, gold_dev)
         dev_report = classification_report(gold_dev, [labels[i] for i in fused.argmax(-1).tolist()], labels)
         lexical.save(out)
     metrics = {

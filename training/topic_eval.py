@@ -105,11 +105,7 @@ def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str |
         clf.settings.temperature = 1.0
         raw = clf.model_probabilities(articles)
         clf.settings.temperature = temperature
-    encoder = torch.softmax(raw.clamp_min(1e-9).log() / temperature, -1)
-    if clf.settings.text.long_text == "chunks" and temperature != 1.0:
-        # Averaged over chunks, softmax(z / T) is not softmax(log(mean softmax(z)) / T): the
-        # calibrated column must be what NewsClassifier.predict computes.
-        encoder = clf.model_probabilities(articles)
+    encoder = clf.calibrated_from_raw(raw, articles)  # what NewsClassifier.predict computes
     gold_idx = np.array([clf.labels.index(g) for g in gold])
 
     def report(probs: torch.Tensor) -> dict:
