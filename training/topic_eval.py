@@ -111,6 +111,7 @@ def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str |
     def report(probs: torch.Tensor) -> dict:
         return classification_report(gold, [clf.labels[i] for i in probs.argmax(1).tolist()], labels)
 
+    lexical = None
     if clf.lexical is None:
         final, uncalibrated, final_t = encoder, raw, temperature
         systems = {"xinwen": report(final)}
@@ -127,9 +128,13 @@ def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str |
                                "ece_uncalibrated": expected_calibration_error(uncalibrated.numpy(), gold_idx),
                                "ece_calibrated": expected_calibration_error(final.numpy(), gold_idx)}}
     if baseline:
-        train_recs = load_topic_splits(cfg)[0]
-        predict = tfidf_baseline(train_recs, labels, fitted_baseline)
-        systems["tfidf_char_lr"] = classification_report(gold, predict(records), labels)
+        if fitted_baseline is not None and lexical is not None:
+            # Right after training with the baseline's settings the saved expert is that very fit:
+            # its probabilities on these records are already computed.
+            predicted = [clf.labels[i] for i in lexical.argmax(1).tolist()]
+        else:
+            predicted = tfidf_baseline(load_topic_splits(cfg)[0], labels, fitted_baseline)(records)
+        systems["tfidf_char_lr"] = classification_report(gold, predicted, labels)
     for stale in out.glob("confusion_*.png"):  # e.g. encoder_alone after retraining without the expert
         if stale.stem.removeprefix("confusion_") not in systems:
             stale.unlink()
