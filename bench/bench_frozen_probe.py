@@ -2,10 +2,10 @@
 
     python bench/bench_frozen_probe.py /tmp/s6/webonly runs/topic [--max-length 128]
 
-For each model folder, the training records its config names (e.g. web news only, or web news +
-the project-written articles) train two classical references: character TF-IDF + LR (as
-`xinwen eval` fits it) and a logistic regression on the frozen builtin e5's mean-pooled
-``query: `` embeddings (first ``--max-length`` tokens; C picked on dev from a small grid, the
+For each model folder, two classical references are trained on the training records its
+config names (e.g. web news only, or web news + the project-written articles): character
+TF-IDF + LR (as `xinwen eval` fits it) and a logistic regression on the frozen builtin e5's
+mean-pooled ``query: `` embeddings (first ``--max-length`` tokens; C picked on dev from a small grid, the
 only dev-tuned choice here). Both, and the folder's own model (encoder x lexical expert, as
 `NewsClassifier` loads it), predict the dev split and the two formal check sets. Embeddings are
 computed once per distinct text. Prints one markdown table of macro-F1 and writes it to

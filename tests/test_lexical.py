@@ -104,7 +104,14 @@ def test_training_fits_the_expert_and_eval_reports_both(tiny_encoder_dir, topic_
     assert results["lexical_weight"] == 0.7
     # Right after training the eval reads the baseline off the saved expert (the same fit) instead
     # of running a second n-gram pass: the column must equal a fresh fit's.
-    reused = evaluate_topic_folder(str(out), data=str(dev), fitted_baseline=metrics["_baseline"])
+    import xinwen.training.topic_eval as topic_eval
+
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("the baseline was recomputed instead of read off the saved expert")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(topic_eval, "tfidf_baseline", no_second_pass)
+        reused = evaluate_topic_folder(str(out), data=str(dev), fitted_baseline=metrics["_baseline"])
     assert reused["systems"]["tfidf_char_lr"] == results["systems"]["tfidf_char_lr"]
     assert "encoder_alone = the encoder without it" in (out / "eval" / "report.md").read_text(encoding="utf-8")
     # The report's xinwen column is what NewsClassifier predicts.

@@ -24,8 +24,7 @@ logger = logging.getLogger(__name__)
 def tfidf_baseline(train: list[dict], labels: list[str], fitted: NgramModel | None = None):
     """Character 1-3-gram TF-IDF + balanced logistic regression (the classical reference).
 
-    ``fitted``: the same model already fitted on ``train`` (the lexical expert of a run that just
-    trained with the baseline's settings), to save fitting it twice."""
+    ``fitted``: the same model already fitted on ``train``, to save fitting it twice."""
     model = fitted or fit_tfidf(train, labels)
     order = [model.labels.index(label) for label in labels]
 
@@ -34,6 +33,11 @@ def tfidf_baseline(train: list[dict], labels: list[str], fitted: NgramModel | No
         return [labels[i] for i in probs.argmax(1)]
 
     return predict
+
+
+def _same_ngram_model(a: NgramModel | None, b: NgramModel) -> bool:
+    return (a is not None and a.labels == b.labels and a.vocabulary == b.vocabulary
+            and np.array_equal(a.weights, b.weights) and np.array_equal(a.bias, b.bias))
 
 
 def _eval_records(cfg: TopicConfig, data: str | None) -> tuple[str, list[dict]]:
@@ -79,7 +83,10 @@ def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str |
     uncalibrated, from training) skips recomputing its dev predictions right after training.
     ``long_text`` / ``max_length`` override how much of each article the model reads (the saved
     settings otherwise), to measure that trade-off on one's own data before scoring with it.
-    With a lexical expert in the folder the report also shows the encoder alone."""
+    With a lexical expert in the folder the report also shows the encoder alone.
+    ``fitted_baseline``: the TF-IDF baseline already fitted on the folder's training records
+    (training passes its expert's n-gram model when it has the baseline's settings); when it is
+    the folder's saved expert, the expert's probabilities give the baseline column directly."""
     folder = Path(model_dir)
     cfg_path = folder / "config.yaml"
     cfg = load_config(cfg_path) if cfg_path.is_file() else TopicConfig()
@@ -128,7 +135,7 @@ def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str |
                                "ece_uncalibrated": expected_calibration_error(uncalibrated.numpy(), gold_idx),
                                "ece_calibrated": expected_calibration_error(final.numpy(), gold_idx)}}
     if baseline:
-        if fitted_baseline is not None and lexical is not None:
+        if lexical is not None and _same_ngram_model(fitted_baseline, clf.lexical.ngrams):
             # Right after training with the baseline's settings the saved expert is that very fit:
             # its probabilities on these records are already computed.
             predicted = [clf.labels[i] for i in lexical.argmax(1).tolist()]
