@@ -32,8 +32,7 @@ STAGE_TENSORS = "first_stage.safetensors"
 
 @dataclass
 class FirstStageSettings:
-    labels: list[str]
-    ngram_range: tuple[int, int] = (1, 3)
+    # The labels and n-gram range are the n-gram model's own (FirstStage.labels).
     # An article is answered here when the top probability is >= accept (> 1 disables the stage).
     accept: float = 1.01
     # How ``accept`` was chosen and what it gave on the held-out articles.
@@ -42,14 +41,12 @@ class FirstStageSettings:
 
 class FirstStage:
     def __init__(self, settings: FirstStageSettings, ngrams: NgramModel):
-        if ngrams.labels != list(settings.labels):
-            raise ValueError(f"first stage: n-gram model labels {ngrams.labels} differ from {settings.labels}")
         self.settings = settings
         self.ngrams = ngrams
 
     @property
     def labels(self) -> list[str]:
-        return self.settings.labels
+        return self.ngrams.labels
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         return self.ngrams.probabilities(texts)
@@ -82,7 +79,7 @@ class FirstStage:
             return None
         ngrams, meta = loaded
         known = {k: meta[k] for k in ("accept", "report") if k in meta}
-        return cls(FirstStageSettings(labels=ngrams.labels, ngram_range=ngrams.ngram_range, **known), ngrams)
+        return cls(FirstStageSettings(**known), ngrams)
 
 
 def remove_first_stage(folder: str | Path) -> None:

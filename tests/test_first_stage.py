@@ -67,7 +67,7 @@ def _keyword_stage(labels=TOPIC_LABELS, accept=0.9) -> FirstStage:
     weights[labels.index("transport"), 1] = 20.0
     ngrams = NgramModel(labels, vocabulary, np.ones(2, dtype=np.float32), weights,
                         np.zeros(len(labels), dtype=np.float32), ngram_range=(2, 2))
-    return FirstStage(FirstStageSettings(labels=list(labels), ngram_range=(2, 2), accept=accept), ngrams)
+    return FirstStage(FirstStageSettings(accept=accept), ngrams)
 
 
 def test_sure_articles_are_answered_by_the_first_stage_and_the_rest_by_the_model(tiny_classifier_dir):

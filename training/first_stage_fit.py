@@ -109,7 +109,7 @@ def fit_first_stage(opts: FirstStageOptions) -> dict:
 
     ngrams = fit_ngram_model([classifier_text(a) for a in fit_articles], fit_target, labels,
                              opts.regularisation_c, opts.max_features)
-    stage = FirstStage(FirstStageSettings(labels=labels), ngrams)
+    stage = FirstStage(FirstStageSettings(), ngrams)
 
     probs = stage.probabilities([classifier_text(a) for a in hold_articles])
     top, agree = probs.max(axis=1), probs.argmax(axis=1) == hold_target
