@@ -46,17 +46,24 @@ def write_jsonl(path: Path, records: list[dict]) -> None:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
 
 
-def fold_predictions(fold_dir: Path, train: list[dict], held_out: list[dict]) -> dict[str, list[str]]:
-    """The held-out fold's labels from the trained folder (with and without its expert) and from TF-IDF."""
+def fold_predictions(fold_dir: Path, train: list[dict], held_out: list[dict],
+                     weights: list[float]) -> dict[str, list[str]]:
+    """The held-out fold's labels from the trained folder (with and without its expert, and with
+    the expert at each of ``weights``) and from TF-IDF."""
     clf = NewsClassifier.from_pretrained(fold_dir, device="cpu", first_stage=False)
     if clf.lexical is None:
         raise SystemExit(f"{fold_dir} has no lexical expert: this bench measures the default recipe")
     articles = [as_article(r, i) for i, r in enumerate(held_out)]
     encoder = clf.model_probabilities(articles)  # calibrated encoder probabilities
-    product = clf.lexical.combine(encoder, clf.lexical.probabilities(articles, clf.labels))
-    return {"xinwen": [clf.labels[i] for i in product.argmax(1).tolist()],
-            "encoder_alone": [clf.labels[i] for i in encoder.argmax(1).tolist()],
-            "tfidf": tfidf_baseline(train, clf.labels)(held_out)}
+    lexical = clf.lexical.probabilities(articles, clf.labels)
+    product = clf.lexical.combine(encoder, lexical)
+    labels = {"xinwen": [clf.labels[i] for i in product.argmax(1).tolist()],
+              "encoder_alone": [clf.labels[i] for i in encoder.argmax(1).tolist()],
+              "tfidf": tfidf_baseline(train, clf.labels)(held_out)}
+    for weight in weights:  # the argmax does not depend on the temperature
+        logits = encoder.clamp_min(1e-9).log() + weight * lexical.clamp_min(1e-9).log()
+        labels[f"weight {weight:g}"] = [clf.labels[i] for i in logits.argmax(1).tolist()]
+    return labels
 
 
 def main() -> None:
@@ -65,6 +72,8 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/xinwen_cv")
     parser.add_argument("--seed", type=int, default=0, help="fold assignment")
     parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--weights", type=float, nargs="*", default=[],
+                        help="also score the product at these lexical weights (the default was picked on dev)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     work = Path(args.work)
@@ -79,7 +88,9 @@ def main() -> None:
         raise SystemExit(f"{work} was made with {manifest.read_text()}, not {assignment}: "
                          "use another --work folder")
     manifest.write_text(json.dumps(assignment))
-    gold, predicted = [], {"xinwen": [], "encoder_alone": [], "tfidf": []}
+    gold: list[str] = []
+    predicted: dict[str, list[str]] = {name: [] for name in
+                                       ["xinwen", "encoder_alone", "tfidf", *(f"weight {w:g}" for w in args.weights)]}
     for k, (train_idx, held_idx) in enumerate(splitter.split(np.zeros(len(web)), [r["label"] for r in web])):
         train = [web[i] for i in train_idx] + written
         held_out = [web[i] for i in held_idx]
@@ -91,7 +102,7 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "xinwen.training.cli", "train", str(CONFIG),
                             f"data.train={train_file}", "data.dev=builtin:inews-topics",
                             f"train.output_dir={fold_dir}"], check=True, cwd=ROOT)
-        fold = fold_predictions(fold_dir, train, held_out)
+        fold = fold_predictions(fold_dir, train, held_out, args.weights)
         gold += [r["label"] for r in held_out]
         for name in predicted:
             predicted[name] += fold[name]
