@@ -29,9 +29,11 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import f1_score
+from paired_bootstrap import macro_f1_margin_interval
 from sklearn.model_selection import StratifiedKFold
 
 from xinwen.inference import NewsClassifier
+from xinwen.inference.lexical import LexicalExpert, LexicalSettings
 from xinwen.inference.text import as_article
 from xinwen.training.builtin_data import extra_articles, inews_topics
 from xinwen.training.config import load_config
@@ -61,7 +63,7 @@ def fold_predictions(fold_dir: Path, train: list[dict], held_out: list[dict],
               "encoder_alone": [clf.labels[i] for i in encoder.argmax(1).tolist()],
               "tfidf": tfidf_baseline(train, clf.labels)(held_out)}
     for weight in weights:  # the argmax does not depend on the temperature
-        logits = encoder.clamp_min(1e-9).log() + weight * lexical.clamp_min(1e-9).log()
+        logits = LexicalExpert(LexicalSettings(weight=weight), clf.lexical.ngrams).logits(encoder, lexical)
         labels[f"weight {weight:g}"] = [clf.labels[i] for i in logits.argmax(1).tolist()]
     return labels
 
@@ -110,10 +112,8 @@ def main() -> None:
                                                                       labels=labels, average="macro")), 3)
                                         for name in fold})
 
-    def macro(pred, rows=None, labs=labels) -> float:
-        rows = range(len(gold)) if rows is None else rows
-        return float(f1_score([gold[i] for i in rows], [pred[i] for i in rows], labels=labs, average="macro",
-                              zero_division=0))
+    def macro(pred, labs=labels) -> float:
+        return float(f1_score(gold, pred, labels=labs, average="macro", zero_division=0))
 
     rng = np.random.default_rng(0)
     result = {"folds": args.folds, "n": len(gold), "macro_f1": {}, "per_class_f1": {}, "margins": {}}
@@ -122,13 +122,9 @@ def main() -> None:
         result["per_class_f1"][name] = dict(zip(labels, f1_score(gold, pred, labels=labels, average=None).tolist()))
         result["macro_f1"][f"{name} without trade"] = macro(pred, labs=[l for l in labels if l != "trade"])
     for name in ("xinwen", "encoder_alone"):
-        diffs = []
-        for _ in range(args.resamples):
-            rows = rng.integers(0, len(gold), len(gold))
-            diffs.append(macro(predicted[name], rows) - macro(predicted["tfidf"], rows))
-        low, high = np.percentile(diffs, [2.5, 97.5])
+        low, high = macro_f1_margin_interval(gold, predicted[name], predicted["tfidf"], labels, args.resamples, rng)
         result["margins"][name] = {"diff": result["macro_f1"][name] - result["macro_f1"]["tfidf"],
-                                   "low": float(low), "high": float(high)}
+                                   "low": low, "high": high}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2))
     print(f"{args.folds}-fold cross-validation over the {len(gold)} web training articles (pooled held-out folds)")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from check_sets import formal_check_sets
+from paired_bootstrap import macro_f1_margin_interval
 from sklearn.metrics import f1_score
 
 from xinwen.inference import NewsClassifier
@@ -54,12 +55,11 @@ def main() -> None:
             return f1_score(gold[idx], pred[idx], labels=which, average="macro", zero_division=0)
 
         every = np.arange(len(gold))
-        diffs = [f1(idx, model) - f1(idx, base)
-                 for idx in (rng.integers(0, len(gold), len(gold)) for _ in range(args.resamples))]
+        low, high = macro_f1_margin_interval(gold, model, base, labels, args.resamples, rng)
         four = [label for label in labels if label != "trade"]
         print(f"{name} ({len(gold)} articles): model {f1(every, model):.3f} tfidf {f1(every, base):.3f} "
               f"diff {f1(every, model) - f1(every, base):+.3f}, 95% interval "
-              f"{np.percentile(diffs, 2.5):+.3f}..{np.percentile(diffs, 97.5):+.3f}; without trade: "
+              f"{low:+.3f}..{high:+.3f}; without trade: "
               f"model {f1(every, model, four):.3f} tfidf {f1(every, base, four):.3f}")
 
 

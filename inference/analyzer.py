@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 
 import torch
 
-from .classifier import NewsClassifier, length_batches  # noqa: F401  (length_batches: public here too)
+from .classifier import NewsClassifier
 from .text import Article, ArticleText, as_article
 
 

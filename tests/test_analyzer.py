@@ -7,7 +7,8 @@ import pytest
 from scoring_helpers import single_thread  # noqa: F401  (autouse fixture)
 from tiny_models import topic_records
 
-from xinwen.inference.analyzer import NewsAnalyzer, batched_probabilities, length_batches
+from xinwen.inference.analyzer import NewsAnalyzer, batched_probabilities
+from xinwen.inference.classifier import length_batches
 from xinwen.inference.classifier import NewsClassifier
 from xinwen.inference.text import as_article
 

@@ -71,7 +71,7 @@ def test_every_inference_path_applies_the_saved_expert(tiny_classifier_dir, tmp_
     export_classifier(folder, out, int8=True)
     assert (out / LEXICAL_JSON).is_file() and (out / LEXICAL_TENSORS).is_file()
     exported = load_classifier(out)
-    exported_encoder = load_classifier(out).model_probabilities(articles)
+    exported_encoder = exported.model_probabilities(articles)
     assert torch.allclose(exported.probabilities(articles),
                           exported.lexical.fuse(articles, exported_encoder, exported.labels), atol=1e-6)
     assert exported.predict({"title": "海关", "body": "海关数据"}).label == "trade"
