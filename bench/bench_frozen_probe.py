@@ -7,7 +7,7 @@ config names (e.g. web news only, or web news + the project-written articles): c
 TF-IDF + LR (as `xinwen eval` fits it) and a logistic regression on the frozen builtin e5's
 mean-pooled ``query: `` embeddings (first ``--max-length`` tokens; C picked on dev from a small grid, the
 only dev-tuned choice here). Both, and the folder's own model (encoder x lexical expert, as
-`NewsClassifier` loads it), predict the dev split and the two formal check sets. Embeddings are
+`NewsClassifier` loads it), predict the dev split, the two formal check sets and the People's Daily articles. Embeddings are
 computed once per distinct text. Prints one markdown table of macro-F1 and writes it to
 bench/out/frozen_probe.json.
 """

@@ -2,7 +2,8 @@
 
     python bench/bench_topic_lexical.py runs/topic [more model folders] [--weights 0 0.25 0.5 1 2]
 
-For each model folder the encoder alone predicts the dev split and both formal check sets; a
+For each model folder the encoder alone predicts the dev split, both formal check sets and
+the People's Daily articles (`newspaper_1998.py`; skip with --no-newspaper); a
 character TF-IDF + LR is fitted on the model's training records (the expert `xinwen train` fits,
 and the baseline `xinwen eval` reports) and the product of the two is scored at every weight
 (weight 0 = encoder alone). The argmax does not depend on the product's temperature, so none is

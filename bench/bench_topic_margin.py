@@ -4,8 +4,9 @@
 
 The model is what `NewsClassifier` loads (with the folder's lexical expert unless
 --encoder-alone). Both systems are trained on the model's own training records (the TF-IDF + LR baseline is refit
-here exactly as `xinwen eval` does) and predict the dev split and the two formal check sets
-(bench/data/formal_news_eval.jsonl, formal_news_eval2.jsonl); the
+here exactly as `xinwen eval` does) and predict the dev split, the two formal check sets
+(bench/data/formal_news_eval.jsonl, formal_news_eval2.jsonl) and the People's Daily articles
+(`newspaper_1998.py`; skip with --no-newspaper); the
 articles are then resampled with replacement (both systems' predictions together) and the
 macro-F1 difference recomputed each time. Also prints four-label macro-F1 without `trade`, whose
 6 dev items carry most of the dev margin.

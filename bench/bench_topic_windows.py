@@ -3,7 +3,7 @@
     python bench/bench_topic_windows.py runs/topic [more model folders]
 
 The model trains on one head+tail window of `text.max_length` tokens. Here the same weights
-predict the dev split and both formal check sets with longer head+tail windows and with `chunks`
+predict the dev split, both formal check sets and the People's Daily articles with longer head+tail windows and with `chunks`
 (every window of the article, probabilities averaged), one macro-F1 per variant. Evaluation
 only: nothing here is used to choose a default automatically. The encoder alone is measured
 (the folder's lexical expert reads whole articles anyway).

