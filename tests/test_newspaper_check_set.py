@@ -78,7 +78,7 @@ def pinned_fake(tmp_path, monkeypatch):
     return sdist
 
 
-def test_labelled_articles_join_and_check(tmp_path, pinned_fake):
+def test_labelled_articles_join_and_check(tmp_path, pinned_fake, monkeypatch):
     article = {a["id"]: a for a in newspaper.cut_articles(newspaper.corpus_lines(pinned_fake))}["rmrb1998:4"]
     digest = newspaper.article_digest(article)
     labels = write_labels(tmp_path / "labels.csv", [("rmrb1998:4", "transport", digest)])
@@ -89,6 +89,12 @@ def test_labelled_articles_join_and_check(tmp_path, pinned_fake):
     stale = write_labels(tmp_path / "stale.csv", [("rmrb1998:4", "transport", "0123456789")])
     with pytest.raises(ValueError, match=r"stale.csv:2: rmrb1998:4 \(now titled '春运首日客流平稳 铁道部加开列车'\)"):
         newspaper.labelled_articles(pinned_fake, stale)
+    (tmp_path / "edited").mkdir()
+    edited = fake_sdist(tmp_path / "edited", [line if i != 6 else PARAGRAPH + "补充" for i, line in enumerate(TAGGED)])
+    monkeypatch.setattr(newspaper, "SDIST_SHA256", hashlib.sha256(edited.read_bytes()).hexdigest())
+    with pytest.raises(ValueError, match=r"labels.csv:2: rmrb1998:4 .* is not the text it was labelled for"):
+        newspaper.labelled_articles(edited, labels)  # same title, another body: caught too
+    monkeypatch.setattr(newspaper, "SDIST_SHA256", hashlib.sha256(pinned_fake.read_bytes()).hexdigest())
     missing = write_labels(tmp_path / "missing.csv", [("rmrb1998:8", "other", digest)])
     with pytest.raises(ValueError, match=r"missing.csv:2: id 'rmrb1998:8' is not an article"):
         newspaper.labelled_articles(pinned_fake, missing)
@@ -144,6 +150,6 @@ def test_shipped_label_files_are_consistent():
     first = newspaper.read_label_rows(newspaper.LABELS_FILE, ("id", "label", "secondary", "digest"))
     second = newspaper.read_label_rows(newspaper.SECOND_LABELS_FILE)
     ids = {r["id"] for r in first}
-    assert len(first) > 2500 and all(r["id"].startswith("rmrb1998:") and len(r["digest"]) == 10 for r in first)
+    assert len(first) == 2959 and all(r["id"].startswith("rmrb1998:") and len(r["digest"]) == 10 for r in first)
     assert {r["label"] for r in first} == set(newspaper.TOPIC_LABELS)
-    assert len(second) > 500 and {r["id"] for r in second} <= ids
+    assert len(second) == 579 and {r["id"] for r in second} <= ids
