@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from xinwen.inference.backends import export_classifier
+from xinwen.inference.topic.backends import export_classifier
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -33,7 +33,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = Path(args.model) if args.model else (
         ROOT / "runs" / "topic" if (ROOT / "runs" / "topic" / "config.json").is_file() else OUT / "standin_topic")
-    from xinwen.training.builtin_data import inews_topics
+    from xinwen.training.data.builtin import inews_topics
 
     dev = OUT / "backends_dev.jsonl"
     rows = [{"id": r["id"], "title": r["title"], "body": r["body"], "label": r["label"]}

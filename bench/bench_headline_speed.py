@@ -52,9 +52,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from xinwen.inference.generator import HeadlineGenerator, generation_settings
-    from xinwen.training.config import HeadlineDataSection
-    from xinwen.training.headline_data import build_pairs, filters_from, read_records
+    from xinwen.inference.headline.generator import HeadlineGenerator, generation_settings
+    from xinwen.training.config.sections import HeadlineDataSection
+    from xinwen.training.data.headline import build_pairs, filters_from, read_records
 
     data = HeadlineDataSection()
     pairs = build_pairs(read_records("builtin:inews-headlines:test", data), filters_from(data), "test")[: args.items]

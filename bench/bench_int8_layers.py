@@ -19,7 +19,7 @@ from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
 from xinwen.inference import NewsClassifier
 from xinwen.inference.text import as_article
-from xinwen.training.builtin_data import inews_topics
+from xinwen.training.data.builtin import inews_topics
 
 VARIANTS = {"every linear layer": (), "output.dense kept fp32": ("output.dense",)}
 

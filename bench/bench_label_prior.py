@@ -25,10 +25,10 @@ from tqdm.auto import tqdm
 
 from xinwen.inference import NewsClassifier
 from xinwen.inference.analyzer import batched_probabilities
-from xinwen.inference.loading import check_model_source
+from xinwen.inference.encoders.loading import check_model_source
 from xinwen.inference.text import as_article, classifier_text
-from xinwen.training.config import load_config
-from xinwen.training.topic_data import load_topic_splits
+from xinwen.training.config.sections import load_config
+from xinwen.training.data.topic import load_topic_splits
 
 OUT = Path(__file__).resolve().parent / "out" / "label_prior.json"
 # One sentence per label, paraphrasing the annotation guideline's definitions (our own wording).

@@ -67,7 +67,7 @@ def count_records(path: Path) -> int:
 
 
 def command(model: Path, source: Path, output: Path, chunk_size: int, threads: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "xinwen.inference.score_cli", "score", "--classifier", str(model), "--input",
+    return [sys.executable, "-m", "xinwen.inference.scoring.cli", "score", "--classifier", str(model), "--input",
             str(source), "--output", str(output), "--chunk-size", str(chunk_size), "--threads", str(threads),
             "--no-progress", *extra]
 

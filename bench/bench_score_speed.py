@@ -56,7 +56,7 @@ def pick_model(explicit: str | None) -> Path:
 
 
 def write_articles(path: Path, n: int, source: str = "dev") -> list[dict]:
-    from xinwen.training.builtin_data import inews_topics, load_inews_split
+    from xinwen.training.data.builtin import inews_topics, load_inews_split
 
     records = []
     if source == "dev":
@@ -101,10 +101,10 @@ def run_score(model: Path, data: Path, output: Path, threads: int,
         # The documented scale-out command; each process gets cores / processes torch threads.
         launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
                     str(processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                    "-m", "xinwen.inference.score_cli"]
+                    "-m", "xinwen.inference.scoring.cli"]
         threading = []
     else:
-        launcher, threading = [sys.executable, "-m", "xinwen.inference.score_cli"], ["--threads", str(threads)]
+        launcher, threading = [sys.executable, "-m", "xinwen.inference.scoring.cli"], ["--threads", str(threads)]
     cmd = [*launcher, "score", "--classifier", str(model), "--input", str(data), "--output", str(output),
            *threading, "--threshold", "0", "--no-progress", "--overwrite", *extra]
     started, cpu = time.perf_counter(), _children_cpu()

@@ -33,11 +33,11 @@ from paired_bootstrap import macro_f1_margin_interval
 from sklearn.model_selection import StratifiedKFold
 
 from xinwen.inference import NewsClassifier
-from xinwen.inference.lexical import LexicalExpert, LexicalSettings
+from xinwen.inference.topic.lexical import LexicalExpert, LexicalSettings
 from xinwen.inference.text import as_article
-from xinwen.training.builtin_data import extra_articles, inews_topics
-from xinwen.training.config import load_config
-from xinwen.training.topic_eval import tfidf_baseline
+from xinwen.training.data.builtin import extra_articles, inews_topics
+from xinwen.training.config.sections import load_config
+from xinwen.training.topic.evaluate import tfidf_baseline
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "topic_crossval.json"

@@ -23,11 +23,11 @@ from sklearn.metrics import f1_score
 
 from xinwen.inference import NewsClassifier
 from xinwen.inference.analyzer import batched_probabilities
-from xinwen.inference.lexical import LexicalExpert, LexicalSettings
+from xinwen.inference.topic.lexical import LexicalExpert, LexicalSettings
 from xinwen.inference.text import as_article
-from xinwen.training.config import load_config
-from xinwen.training.lexical_fit import fit_tfidf
-from xinwen.training.topic_data import load_topic_splits
+from xinwen.training.config.sections import load_config
+from xinwen.training.topic.lexical_fit import fit_tfidf
+from xinwen.training.data.topic import load_topic_splits
 
 OUT = Path(__file__).resolve().parent / "out" / "topic_lexical.json"
 

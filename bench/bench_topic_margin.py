@@ -25,9 +25,9 @@ from sklearn.metrics import f1_score
 from xinwen.inference import NewsClassifier
 from xinwen.inference.analyzer import batched_probabilities
 from xinwen.inference.text import as_article
-from xinwen.training.config import load_config
-from xinwen.training.topic_data import load_topic_splits
-from xinwen.training.topic_eval import tfidf_baseline
+from xinwen.training.config.sections import load_config
+from xinwen.training.data.topic import load_topic_splits
+from xinwen.training.topic.evaluate import tfidf_baseline
 
 
 

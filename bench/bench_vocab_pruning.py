@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from xinwen.inference.builtin_encoder import prepare_builtin_encoder
+from xinwen.inference.encoders.builtin import prepare_builtin_encoder
 from xinwen.inference.text import as_article, classifier_text
-from xinwen.training.builtin_data import inews_topics
+from xinwen.training.data.builtin import inews_topics
 from xinwen.training.vocab_pruning import prune_vocabulary
 
 

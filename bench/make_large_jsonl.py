@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from xinwen.training.builtin_data import load_inews_split
+from xinwen.training.data.builtin import load_inews_split
 
 BAD = [
     lambda i: f'{{"id": "bad-{i}", "title": "截断的记录", "body": "未完',

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xinwen.inference.builtin_encoder import prepare_builtin_encoder
-from xinwen.inference.classifier import encode_for_classifier, pad_batch
+from xinwen.inference.encoders.builtin import prepare_builtin_encoder
+from xinwen.inference.topic.classifier import encode_for_classifier, pad_batch
 from xinwen.inference.settings import ClassifierSettings, TextSettings
 from xinwen.inference.text import as_article
-from xinwen.training.builtin_data import TOPIC_LABELS, inews_topics
+from xinwen.training.data.builtin import TOPIC_LABELS, inews_topics
 
 logger = logging.getLogger("make_standin")
 

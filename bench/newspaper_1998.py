@@ -32,8 +32,8 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-from xinwen.inference.builtin_encoder import xinwen_home
-from xinwen.training.builtin_data import TOPIC_LABELS
+from xinwen.inference.encoders.builtin import xinwen_home
+from xinwen.training.data.builtin import TOPIC_LABELS
 
 logger = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "NewsClassifier": ".classifier",
-    "Prediction": ".classifier",
-    "HeadlineGenerator": ".generator",
+    "NewsClassifier": ".topic.classifier",
+    "Prediction": ".topic.classifier",
+    "HeadlineGenerator": ".headline.generator",
     "NewsAnalyzer": ".analyzer",
     "Analysis": ".analyzer",
 }

@@ -17,8 +17,8 @@ from typing import Any, TypedDict
 
 import torch
 
-from .classifier import NewsClassifier
-from .text import Article, ArticleText, as_article
+from xinwen.inference.topic.classifier import NewsClassifier
+from xinwen.inference.text import Article, ArticleText, as_article
 
 
 class Analysis(TypedDict):
@@ -53,12 +53,12 @@ class NewsAnalyzer:
                         first_stage: bool = True) -> "NewsAnalyzer":
         """``backend``: ``torch``, ``int8``, ``onnx`` or ``onnx-int8`` (``auto``: what ``xinwen
         export`` recorded in the folder, else ``torch``)."""
-        from .backends import load_classifier
+        from xinwen.inference.topic.backends import load_classifier
 
         classifier = load_classifier(classifier_dir, backend=backend, device=device, first_stage=first_stage)
         generator = None
         if headline_dir is not None:
-            from .generator import HeadlineGenerator
+            from xinwen.inference.headline.generator import HeadlineGenerator
 
             generator = HeadlineGenerator.from_pretrained(headline_dir, device=device)
         return cls(classifier, generator)

@@ -8,8 +8,8 @@ import pytest
 import torch
 from tiny_models import topic_records
 
-from xinwen.inference.record_io import Fields
-from xinwen.inference.scoring import ScoreOptions, ScoreSummary, run_score_job
+from xinwen.inference.records.readers import Fields
+from xinwen.inference.scoring.job import ScoreOptions, ScoreSummary, run_score_job
 
 
 @pytest.fixture(autouse=True)

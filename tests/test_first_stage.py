@@ -11,12 +11,12 @@ from scoring_helpers import articles, jsonl_lines, read_jsonl, single_thread  # 
 from tiny_models import TOPIC_LABELS
 
 from xinwen.inference import NewsAnalyzer, NewsClassifier
-from xinwen.inference.first_stage import STAGE_JSON, STAGE_TENSORS, FirstStage, FirstStageSettings
+from xinwen.inference.topic.first_stage import STAGE_JSON, STAGE_TENSORS, FirstStage, FirstStageSettings
 from xinwen.inference.text import as_article, classifier_text
 from xinwen.training.cli import main as xinwen
-from xinwen.inference.ngram_model import NgramModel
-from xinwen.training.first_stage_fit import FirstStageOptions, choose_accept_level, fit_first_stage
-from xinwen.training.softmax_regression import softmax_weights
+from xinwen.inference.topic.ngram_model import NgramModel
+from xinwen.training.topic.first_stage_fit import FirstStageOptions, choose_accept_level, fit_first_stage
+from xinwen.training.topic.softmax_regression import softmax_weights
 
 
 def test_accept_level_stops_where_agreement_would_fall_below_the_target():

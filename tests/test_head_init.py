@@ -3,10 +3,10 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from xinwen.inference.classifier import encode_for_classifier
+from xinwen.inference.topic.classifier import encode_for_classifier
 from xinwen.inference.settings import TextSettings
 from xinwen.inference.text import as_article
-from xinwen.training.head_init import linear_probe_init, pooled_features
+from xinwen.training.topic.head_init import linear_probe_init, pooled_features
 from tiny_models import TOPIC_LABELS, topic_records
 
 
@@ -79,7 +79,7 @@ def test_training_starts_from_the_probe_head(tiny_encoder_dir, topic_files, tmp_
     """With learning rates too small to move anything, the saved model is its starting point: the
     probe head already separates the tiny topics, a random head does not."""
     from test_train_topic import tiny_config
-    from xinwen.training import topic as topic_module
+    from xinwen.training.topic import train as topic_module
 
     calls = []
 
@@ -102,7 +102,7 @@ def test_training_starts_from_the_probe_head(tiny_encoder_dir, topic_files, tmp_
 def test_resumed_run_skips_the_probe(tiny_encoder_dir, topic_files, tmp_path, monkeypatch):
     """A resumed run loads its trained head from the checkpoint: fitting a probe would be wasted."""
     from test_train_topic import tiny_config
-    from xinwen.training import topic as topic_module
+    from xinwen.training.topic import train as topic_module
 
     train, dev = topic_files
     cfg = ("train.epochs=2", "train.checkpoint_every=3", "train.head_init=linear_probe")

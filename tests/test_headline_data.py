@@ -7,9 +7,9 @@ import pytest
 from tiny_models import write_jsonl
 from tiny_seq2seq import headline_records
 
-from xinwen.training.config import HeadlineDataSection
-from xinwen.training.data_files import DataError
-from xinwen.training.headline_data import DuplicateIndex, PairFilters, build_pairs, load_headline_splits
+from xinwen.training.config.sections import HeadlineDataSection
+from xinwen.training.data.files import DataError
+from xinwen.training.data.headline import DuplicateIndex, PairFilters, build_pairs, load_headline_splits
 
 BODY = "海关总署10月13日发布数据,前三季度我国货物贸易进出口总值同比增长,其中出口增长较快,进口保持稳定。"
 
@@ -24,7 +24,7 @@ def test_each_filter_drops_what_it_should_and_counts_are_logged(caplog):
         {"id": "body", "title": "前三季度货物贸易进出口增长", "body": "前三季度货物贸易进出口增长"},
         {"id": "unrelated", "title": "明星婚礼现场曝光网友热议", "body": BODY},
     ]
-    with caplog.at_level(logging.INFO, logger="xinwen.training.headline_data"):
+    with caplog.at_level(logging.INFO, logger="xinwen.training.data.headline"):
         pairs = build_pairs(recs, PairFilters(), "unit")
     assert [p["id"] for p in pairs] == ["ok"]
     assert pairs[0]["target"] == "前三季度货物贸易进出口增长"

@@ -86,7 +86,7 @@ def test_bert_style_tokenizer_token_type_ids_are_not_passed(tmp_path, bodies):
     """A user checkpoint whose tokenizer emits token_type_ids (BERT-style) still generates."""
     from transformers import BertTokenizerFast
 
-    from xinwen.inference.generator import HeadlineSettings
+    from xinwen.inference.headline.generator import HeadlineSettings
 
     folder = save_tiny_seq2seq(tmp_path)
     chars = sorted({ch for b in bodies for ch in b})

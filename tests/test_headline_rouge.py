@@ -65,7 +65,7 @@ def test_corpus_scores_are_means_of_pair_scores_and_name_the_tokenization():
 
 
 def test_loads_offline_through_evaluate_by_file_path():
-    from xinwen.training.headline_eval import load_char_rouge
+    from xinwen.training.headline.evaluate import load_char_rouge
 
     metric = load_char_rouge()
     out = metric.compute(predictions=["海关发布数据"], references=["海关总署发布数据"])

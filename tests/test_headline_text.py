@@ -1,7 +1,7 @@
 """Headline text preparation: spacing, title copies at the start of bodies, targets, lead baseline."""
 from __future__ import annotations
 
-from xinwen.inference.generator_text import (
+from xinwen.inference.headline.text import (
     encoder_text, headline_source, headline_target, lead_headline, strip_title_copy, tighten_spaces,
 )
 from xinwen.inference.text import as_article

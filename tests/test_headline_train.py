@@ -88,9 +88,9 @@ def test_eval_reports_model_and_lead_without_training_items(trained, capsys):
 
 def test_cached_encoder_states_equal_the_encoder_output(tiny_encoder_dir):
     """Training on cached states computes what training on token ids would (frozen parts in eval)."""
-    from xinwen.training.config import HeadlineModelSection
-    from xinwen.training.headline_cache import EncoderCache, pad_sources
-    from xinwen.training.headline_model import freeze_for_speed, load_seq2seq
+    from xinwen.training.config.sections import HeadlineModelSection
+    from xinwen.training.headline.encoder_cache import EncoderCache, pad_sources
+    from xinwen.training.headline.model import freeze_for_speed, load_seq2seq
 
     torch.manual_seed(0)
     for frozen in (1, 2):

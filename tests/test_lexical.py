@@ -9,14 +9,14 @@ import torch
 
 from xinwen.inference import NewsClassifier
 from xinwen.inference.analyzer import batched_probabilities
-from xinwen.inference.backends import export_classifier, load_classifier
-from xinwen.inference.lexical import LEXICAL_JSON, LEXICAL_TENSORS, LexicalExpert, LexicalSettings
-from xinwen.inference.ngram_model import NgramModel
+from xinwen.inference.topic.backends import export_classifier, load_classifier
+from xinwen.inference.topic.lexical import LEXICAL_JSON, LEXICAL_TENSORS, LexicalExpert, LexicalSettings
+from xinwen.inference.topic.ngram_model import NgramModel
 from xinwen.inference.text import as_article
-from xinwen.training.config import ConfigError, load_config
-from xinwen.training.lexical_fit import fit_tfidf
-from xinwen.training.topic import train_topic
-from xinwen.training.topic_eval import evaluate_topic_folder, tfidf_baseline
+from xinwen.training.config.sections import ConfigError, load_config
+from xinwen.training.topic.lexical_fit import fit_tfidf
+from xinwen.training.topic.train import train_topic
+from xinwen.training.topic.evaluate import evaluate_topic_folder, tfidf_baseline
 
 LABELS = ["industry_policy", "transport", "trade", "safety", "other"]
 
@@ -104,7 +104,7 @@ def test_training_fits_the_expert_and_eval_reports_both(tiny_encoder_dir, topic_
     assert results["lexical_weight"] == 0.7
     # Right after training the eval reads the baseline off the saved expert (the same fit) instead
     # of running a second n-gram pass: the column must equal a fresh fit's.
-    import xinwen.training.topic_eval as topic_eval
+    import xinwen.training.topic.evaluate as topic_eval
 
     def no_second_pass(*args, **kwargs):
         raise AssertionError("the baseline was recomputed instead of read off the saved expert")
@@ -118,7 +118,7 @@ def test_training_fits_the_expert_and_eval_reports_both(tiny_encoder_dir, topic_
     clf = NewsClassifier.from_pretrained(out, device="cpu")
     recs = [json.loads(line) for line in dev.read_text(encoding="utf-8").splitlines()]
     pred = [p.label for p in clf.predict([{"title": r["title"], "body": r["body"]} for r in recs])]
-    from xinwen.training.classification_metrics import classification_report
+    from xinwen.training.topic.metrics import classification_report
 
     assert classification_report([r["label"] for r in recs], pred, clf.labels)["macro_f1"] == pytest.approx(
         results["systems"]["xinwen"]["macro_f1"])
@@ -152,7 +152,7 @@ def test_the_baseline_is_a_plain_tfidf_logistic_regression(topic_files):
     from sklearn.pipeline import make_pipeline
 
     from xinwen.inference.text import classifier_text
-    from xinwen.training.data_files import load_labelled
+    from xinwen.training.data.files import load_labelled
 
     train, dev = topic_files
     recs = load_labelled(str(train), "title", "body", "label", "id", LABELS)
@@ -182,7 +182,7 @@ def test_int8_checked_rechecks_answers_the_expert_made_fragile(tiny_classifier_d
     articles whose final probabilities are close back through fp32."""
     import shutil
 
-    from xinwen.inference import backends
+    from xinwen.inference.topic import backends
 
     folder = tmp_path / "clf"
     shutil.copytree(tiny_classifier_dir, folder)

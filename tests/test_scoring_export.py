@@ -7,7 +7,7 @@ import pytest
 import torch
 from scoring_helpers import articles, jsonl_lines, read_jsonl, single_thread  # noqa: F401  (autouse fixture)
 
-from xinwen.inference.backends import PROBES, ExportError, export_classifier, load_classifier
+from xinwen.inference.topic.backends import PROBES, ExportError, export_classifier, load_classifier
 from xinwen.inference.text import as_article
 from xinwen.training.cli import main as xinwen
 
@@ -81,7 +81,7 @@ def test_onnx_export_matches_torch(tmp_path, tiny_classifier_dir, labelled):
 
 
 def test_int8_checked_recomputes_exactly_the_unsure_rows_in_fp32(tiny_classifier_dir):
-    from xinwen.inference.classifier import encode_for_classifier, pad_batch
+    from xinwen.inference.topic.classifier import encode_for_classifier, pad_batch
 
     articles = [as_article(p) for p in PROBES] * 2
     fp32 = load_classifier(tiny_classifier_dir, backend="torch").probabilities(articles)

@@ -8,9 +8,9 @@ from scoring_helpers import articles, jsonl_lines, read_jsonl, score, single_thr
 from tiny_seq2seq import save_tiny_bart
 
 from xinwen.inference.analyzer import NewsAnalyzer
-from xinwen.inference.classifier import NewsClassifier
+from xinwen.inference.topic.classifier import NewsClassifier
 
-HAVE_GENERATOR = importlib.util.find_spec("xinwen.inference.generator") is not None
+HAVE_GENERATOR = importlib.util.find_spec("xinwen.inference.headline.generator") is not None
 
 
 class CountingGenerator:
@@ -40,7 +40,7 @@ def test_score_adds_headlines_from_one_generator_call_per_chunk(tmp_path, tiny_c
     assert generator.calls == 3  # chunks of 4, 4, 3 records (the last one's reject is not generated)
 
 
-@pytest.mark.skipif(not HAVE_GENERATOR, reason="xinwen.inference.generator (HeadlineGenerator) has not landed yet")
+@pytest.mark.skipif(not HAVE_GENERATOR, reason="xinwen.inference.headline.generator (HeadlineGenerator) has not landed yet")
 def test_score_headlines_equal_the_generators_batched_output(tmp_path, tiny_classifier_dir, tiny_headline_dir):
     from xinwen.inference import HeadlineGenerator
 

@@ -10,8 +10,8 @@ import pytest
 from scoring_helpers import articles, jsonl_lines, read_jsonl, score, single_thread  # noqa: F401  (autouse fixture)
 
 from xinwen.inference.analyzer import NewsAnalyzer
-from xinwen.inference.classifier import NewsClassifier
-from xinwen.inference.record_io import Fields, InputError
+from xinwen.inference.topic.classifier import NewsClassifier
+from xinwen.inference.records.readers import Fields, InputError
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +201,7 @@ def test_empty_input_gives_empty_outputs(tmp_path, analyzer, tiny_classifier_dir
 
 
 def test_max_length_override_is_checked_and_applied(tmp_path, tiny_classifier_dir):
-    from xinwen.inference.scoring import ScoreOptions, ScoringError, Shard, _build_analyzer
+    from xinwen.inference.scoring.job import ScoreOptions, ScoringError, Shard, _build_analyzer
 
     src = tmp_path / "in.jsonl"
     src.write_text(json.dumps({"body": "海关贸易"}, ensure_ascii=False) + "\n", encoding="utf-8")

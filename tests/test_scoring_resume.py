@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from scoring_helpers import articles, jsonl_lines, read_jsonl, score, single_thread  # noqa: F401  (autouse fixture)
 
-from xinwen.inference import scoring
+from xinwen.inference.scoring import job as scoring
 from xinwen.inference.analyzer import NewsAnalyzer
-from xinwen.inference.classifier import NewsClassifier
-from xinwen.inference.scoring import ScoringError, Shard
+from xinwen.inference.topic.classifier import NewsClassifier
+from xinwen.inference.scoring.job import ScoringError, Shard
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def messy_input(tmp_path) -> Path:
 
 
 def _cli(classifier: Path, source: Path, output: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "xinwen.inference.score_cli", "score", "--classifier", str(classifier),
+    return [sys.executable, "-m", "xinwen.inference.scoring.cli", "score", "--classifier", str(classifier),
             "--input", str(source), "--output", str(output), "--chunk-size", "5", "--threads", "1",
             "--no-progress", *extra]
 

@@ -5,11 +5,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from xinwen.inference.classifier import NewsClassifier
-from xinwen.training import topic as topic_module
-from xinwen.training.config import load_config
-from xinwen.training.topic import train_topic
-from xinwen.training.topic_eval import evaluate_topic_folder
+from xinwen.inference.topic.classifier import NewsClassifier
+from xinwen.training.topic import train as topic_module
+from xinwen.training.config.sections import load_config
+from xinwen.training.topic.train import train_topic
+from xinwen.training.topic.evaluate import evaluate_topic_folder
 
 
 def tiny_config(encoder, train, dev, out, *extra):
@@ -85,7 +85,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(tiny_encoder_dir, t
 def test_prior_shift_restores_the_corpus_prior():
     from collections import Counter
 
-    from xinwen.training.topic import _prior_shift
+    from xinwen.training.topic.train import _prior_shift
 
     y = [0] * 10 + [1] * 90  # corpus: 10% / 90%
     always = [False] * 100

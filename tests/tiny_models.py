@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from xinwen.inference.builtin_encoder import build_tokenizer, wrap_tokenizer
+from xinwen.inference.encoders.builtin import build_tokenizer, wrap_tokenizer
 
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
 CHARS = list("的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由过海关贸易出口进口铁路高铁列车航班机场港口物流运输事故安全火灾爆炸救援消防政策产业规划园区招商企业发展")

@@ -7,14 +7,14 @@ from pathlib import Path
 import torch
 from tiny_models import save_tiny_encoder, tiny_tokenizer
 
-from xinwen.inference.generator import HeadlineSettings
+from xinwen.inference.headline.generator import HeadlineSettings
 
 
 def save_tiny_seq2seq(folder: Path, seed: int = 0, num_beams: int = 2) -> Path:
     """A tiny encoder-decoder warm-started from a tiny random BERT, saved like `xinwen train`."""
     from transformers import AutoModel, GenerationConfig
 
-    from xinwen.training.headline_model import warm_start_encoder_decoder
+    from xinwen.training.headline.model import warm_start_encoder_decoder
 
     torch.manual_seed(seed)
     encoder_dir = save_tiny_encoder(folder / "encoder", seed=seed)

@@ -17,12 +17,12 @@ def _offline_defaults() -> None:
 
 
 def _cmd_train(args) -> int:
-    from .config import load_config
+    from xinwen.training.config.sections import load_config
 
     cfg = load_config(args.config, args.overrides)
     if cfg.task == "topic":
-        from .topic import train_topic
-        from .topic_eval import evaluate_topic_folder
+        from xinwen.training.topic.train import train_topic
+        from xinwen.training.topic.evaluate import evaluate_topic_folder
 
         metrics = train_topic(cfg)
         if not args.no_eval:
@@ -30,8 +30,8 @@ def _cmd_train(args) -> int:
                                   dev_probabilities=metrics.get("_dev_probabilities"),
                                   fitted_baseline=metrics.get("_baseline"))
     else:
-        from .headline import train_headline
-        from .headline_eval import evaluate_headline_folder
+        from xinwen.training.headline.train import train_headline
+        from xinwen.training.headline.evaluate import evaluate_headline_folder
 
         train_headline(cfg)
         if not args.no_eval:
@@ -40,12 +40,12 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from ..inference.settings import ClassifierSettings
+    from xinwen.inference.settings import ClassifierSettings
 
     task = ClassifierSettings.load(args.model_dir).task if not _is_headline(args.model_dir) else "headline"
     if task == "headline":
-        from .config_loading import ConfigError
-        from .headline_eval import evaluate_headline_folder
+        from xinwen.training.config.loading import ConfigError
+        from xinwen.training.headline.evaluate import evaluate_headline_folder
 
         if args.long_text or args.max_length:
             raise ConfigError(["--long-text/--max-length apply to topic models; a headline model reads "
@@ -53,7 +53,7 @@ def _cmd_eval(args) -> int:
 
         evaluate_headline_folder(args.model_dir, data=args.data, output=args.output)
     else:
-        from .topic_eval import evaluate_topic_folder
+        from xinwen.training.topic.evaluate import evaluate_topic_folder
 
         evaluate_topic_folder(args.model_dir, data=args.data, output=args.output, baseline=not args.no_baseline,
                               long_text=args.long_text, max_length=args.max_length)
@@ -71,8 +71,8 @@ def _is_headline(folder: str) -> bool:
 def _cmd_first_stage(args) -> int:
     import json
 
-    from ..inference.first_stage import remove_first_stage
-    from .first_stage_fit import FirstStageOptions, fit_first_stage
+    from xinwen.inference.topic.first_stage import remove_first_stage
+    from xinwen.training.topic.first_stage_fit import FirstStageOptions, fit_first_stage
 
     if args.remove:
         remove_first_stage(args.model_dir)
@@ -87,7 +87,7 @@ def _cmd_first_stage(args) -> int:
 def _cmd_lexical(args) -> int:
     import json
 
-    from .lexical_fit import fit_lexical_into
+    from xinwen.training.topic.lexical_fit import fit_lexical_into
 
     report = fit_lexical_into(args.model_dir, weight=args.weight)
     print(json.dumps(report, indent=2, ensure_ascii=False))  # the command's answer
@@ -95,7 +95,7 @@ def _cmd_lexical(args) -> int:
 
 
 def _cmd_prepare(args) -> int:
-    from ..inference.builtin_encoder import prepare_builtin_encoder
+    from xinwen.inference.encoders.builtin import prepare_builtin_encoder
 
     print(prepare_builtin_encoder(force=args.force))
     return 0
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_prepare)
 
     try:
-        from ..inference.score_cli import add_score_parsers
+        from xinwen.inference.scoring.cli import add_score_parsers
     except ImportError:  # scoring module not present in a partial install
         pass
     else:
@@ -168,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "urllib3", "filelock", "datasets", "accelerate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from .config_loading import ConfigError
-    from .data_files import DataError
+    from xinwen.training.config.loading import ConfigError
+    from xinwen.training.data.files import DataError
 
     try:
         return args.func(args)

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from .config import TrainSection
+from xinwen.training.config.sections import TrainSection
 
 logger = logging.getLogger(__name__)
 

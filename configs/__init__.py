@@ -1,0 +1,1 @@
+"""The bundled training configs, installed as ``xinwen.configs``; ``xinwen configs`` lists them."""

@@ -1,0 +1,149 @@
+"""HeadlineGenerator: a Chinese headline for a news body, from a folder written by ``xinwen train``.
+
+>>> gen = HeadlineGenerator.from_pretrained("runs/headline")              # doctest: +SKIP
+>>> gen.generate("海关总署10月13日发布数据，前三季度我国货物贸易进出口总值同比增长……")  # doctest: +SKIP
+'前三季度我国外贸进出口同比增长'
+>>> gen.generate([body_a, {"title": "...", "body": body_b}], num_beams=1)  # doctest: +SKIP
+['...', '...']
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+
+from xinwen.inference.headline.text import encoder_text, headline_source, lead_headline, tighten_spaces
+from xinwen.inference.encoders.loading import check_model_source, pick_device
+from xinwen.inference.settings import SETTINGS_FILE
+from xinwen.inference.text import Article, as_article
+
+
+@dataclass
+class HeadlineSettings:
+    """How text reaches the model (``xinwen.json`` beside the weights)."""
+
+    task: str = "headline"
+    max_source_length: int = 256
+    prefix: str = ""
+    # Median training-title length in characters: the lead baseline's clip, and the length of
+    # the fallback headline in the (rare) case the model only emits special tokens.
+    lead_chars: int = 22
+
+    def save(self, folder: str | Path) -> None:
+        Path(folder, SETTINGS_FILE).write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "HeadlineSettings":
+        path = Path(folder, SETTINGS_FILE)
+        if not path.is_file():  # a plain HF seq2seq folder: neutral defaults
+            return cls()
+        data = json.loads(path.read_text())
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def generation_settings(base, overrides: dict):
+    """A copy of the model's GenerationConfig with ``overrides``; unknown keys are an error."""
+    from transformers import GenerationConfig
+
+    config = GenerationConfig.from_dict({**base.to_dict(), **overrides})
+    unknown = sorted(k for k in overrides if not hasattr(GenerationConfig(), k))
+    if unknown:
+        raise TypeError(f"generate(): unknown generation setting(s) {unknown}; expected GenerationConfig fields "
+                        "such as num_beams, length_penalty, no_repeat_ngram_size, min_new_tokens, max_new_tokens")
+    config.validate()
+    return config
+
+
+class HeadlineGenerator:
+    def __init__(self, model, tokenizer, settings: HeadlineSettings, device: torch.device):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.device = device
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | None = None,
+                        trust_remote_code: bool = False) -> "HeadlineGenerator":
+        """Load a folder written by ``xinwen train`` (or any ``AutoModelForSeq2SeqLM`` folder)."""
+        from transformers import AutoTokenizer
+
+        from xinwen.inference.headline.copy_model import load_seq2seq_model
+
+        source = check_model_source(str(path), what="headline model path")
+        dev = pick_device(device)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        model = load_seq2seq_model(source, trust_remote_code=trust_remote_code)
+        settings = HeadlineSettings.load(source) if Path(source).is_dir() else HeadlineSettings()
+        return cls(model.to(dev), tokenizer, settings, dev)
+
+    def sources(self, items: Sequence[Article], indexed: bool = True) -> list[str]:
+        """The prepared source text of each item (what the model and the lead baseline read)."""
+        out = []
+        for i, item in enumerate(items):
+            article = as_article(item, i if indexed else None)
+            source = headline_source(article) or article.title  # a title-only item: rewrite it
+            if not source.strip():
+                where = f"article at index {i}" if indexed else "article"
+                raise ValueError(f"{where}: the body is empty; a headline needs some text")
+            out.append(source)
+        return out
+
+    def encode(self, sources: Sequence[str]) -> list[list[int]]:
+        enc = self.tokenizer([encoder_text(s, self.settings.prefix) for s in sources],
+                             max_length=self.settings.max_source_length, truncation=True, verbose=False)
+        return enc["input_ids"]
+
+    @torch.inference_mode()
+    def generate_ids(self, encoded: list[list[int]], batch_size: int = 16, **overrides) -> list[list[int]]:
+        """Token ids of the headline for each encoded source, in input order.
+
+        Sources are sorted by length and padded per batch (little padding, no wasted compute);
+        token_type_ids, which some BERT-style tokenizers add and seq2seq generate() rejects,
+        are never passed."""
+        config = generation_settings(self.model.generation_config, overrides)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        order = sorted(range(len(encoded)), key=lambda k: len(encoded[k]))
+        results: list[list[int]] = [[] for _ in encoded]
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            width = max(len(encoded[k]) for k in chunk)
+            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, k in enumerate(chunk):
+                ids[row, : len(encoded[k])] = torch.tensor(encoded[k])
+                mask[row, : len(encoded[k])] = 1
+            out = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                      generation_config=config)
+            for row, k in enumerate(chunk):
+                results[k] = out[row].tolist()
+        return results
+
+    def decode(self, ids: list[int], source: str) -> str:
+        text = tighten_spaces(self.tokenizer.decode(ids, skip_special_tokens=True))
+        # Never an empty headline: fall back to the lead sentence (a model that emits only
+        # special tokens is broken, but the caller still gets usable text).
+        return text or lead_headline(source, self.settings.lead_chars) or source[: self.settings.lead_chars]
+
+    def generate(self, articles: Article | Sequence[Article], batch_size: int = 16,
+                 **generation_overrides) -> str | list[str]:
+        """A headline for one body (str) or article mapping (its ``body`` is used); a list in,
+        a list out (``[]`` for ``[]``). Keyword arguments override the saved generation settings
+        for this call, e.g. ``num_beams=1, max_new_tokens=24``. Deterministic: beam search, no
+        sampling unless asked for."""
+        single = isinstance(articles, (str, Mapping))
+        if not single and not isinstance(articles, Sequence):
+            raise TypeError(f"generate() takes a str, a mapping with 'body', or a list of them; "
+                            f"got {type(articles).__name__}")
+        items = [articles] if single else list(articles)
+        if not items:
+            return []
+        if batch_size < 1:
+            raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
+        sources = self.sources(items, indexed=not single)
+        ids = self.generate_ids(self.encode(sources), batch_size=batch_size, **generation_overrides)
+        headlines = [self.decode(i, s) for i, s in zip(ids, sources)]
+        return headlines[0] if single else headlines

@@ -1,0 +1,181 @@
+"""The folder where a scoring job commits its chunks (``OUTPUT.parts/``), and the final merge.
+
+Every write goes to a temporary name in the same folder, is fsynced, and is renamed into place:
+a rename within a filesystem is atomic, so after a kill -9 each file is complete or absent, never
+half written. The merge writes OUTPUT and OUTPUT.rejects.jsonl the same way, and the folder is
+removed only after both renames, so a job killed during the merge merges again on ``--resume``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from xinwen.inference.records.writers import arrow_type, open_writer, output_format
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+
+
+class ChunkStoreError(ValueError):
+    pass
+
+
+def fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # not every platform/filesystem allows it; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def tmp_name(final: Path) -> Path:
+    # Per-process names: several processes may write beside each other.
+    return final.with_name(f".{final.name}.tmp-{os.getpid()}")
+
+
+def commit(tmp: Path, final: Path) -> None:
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+class ChunkStore:
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def chunk_path(self, k: int) -> Path:
+        return self.folder / f"chunk-{k:08d}.jsonl"
+
+    def committed(self) -> set[int]:
+        if not self.folder.is_dir():
+            return set()
+        return {int(p.name[6:14]) for p in self.folder.glob("chunk-*.jsonl")}
+
+    def write_chunk(self, k: int, entries: list[dict[str, Any]]) -> None:
+        """Commit one chunk: its entries ``{"o": result row}`` / ``{"r": reject row}`` in input order."""
+        final = self.chunk_path(k)
+        tmp = tmp_name(final)
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            for entry in entries:
+                f.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+        commit(tmp, final)
+
+    # -- the job's identity --------------------------------------------------------------------
+    def check_manifest(self, expected: dict[str, Any]) -> None:
+        found = json.loads((self.folder / MANIFEST).read_text())
+        changed = [f"{k}: the interrupted run had {found.get(k)!r}, this one has {v!r}"
+                   for k, v in expected.items() if _jsonable(found.get(k)) != _jsonable(v)]
+        if changed:
+            raise ChunkStoreError(f"--resume: {self.folder} belongs to a different job ({'; '.join(changed)}). "
+                                  "fix: rerun with the original options, or pass --overwrite to start over")
+
+    def prepare(self, manifest: dict[str, Any], resume: bool, overwrite: bool) -> None:
+        """Process 0, before anyone scores: check or reset the folder and write the manifest."""
+        has_manifest = (self.folder / MANIFEST).is_file()
+        committed = self.committed()
+        if resume and has_manifest:
+            self.check_manifest(manifest)
+        elif committed and not overwrite:
+            raise ChunkStoreError(f"{self.folder} holds {len(committed)} committed chunks of an earlier run. "
+                                  "fix: pass --resume to continue it, or --overwrite to start over")
+        elif resume:
+            logger.info("--resume: no earlier run in %s; starting from the beginning", self.folder)
+        if self.folder.is_dir() and not (resume and has_manifest):
+            shutil.rmtree(self.folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for stale in list(self.folder.glob(".*.tmp-*")) + list(self.folder.glob("done-rank*.json")):
+            stale.unlink()  # half-written files of a killed run; done markers of an earlier attempt
+        tmp = tmp_name(self.folder / MANIFEST)
+        tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        commit(tmp, self.folder / MANIFEST)
+
+    # -- several processes ---------------------------------------------------------------------
+    def mark_done(self, rank: int, world_size: int, info: dict[str, Any]) -> None:
+        final = self.folder / f"done-rank{rank}-of{world_size}.json"
+        tmp = tmp_name(final)
+        tmp.write_text(json.dumps(info) + "\n")
+        commit(tmp, final)
+
+    def wait_for_ranks(self, world_size: int, poll_s: float = 2.0) -> None:
+        # Files, not a collective: a process-group barrier times out (30 min by default) when one
+        # process's share takes much longer than another's; a done marker can wait as long as needed.
+        pending = set(range(world_size))
+        last_log = time.monotonic()
+        while True:
+            pending = {r for r in pending if not (self.folder / f"done-rank{r}-of{world_size}.json").is_file()}
+            if not pending:
+                return
+            if time.monotonic() - last_log > 60:
+                logger.info("waiting for processes %s to finish their chunks", sorted(pending))
+                last_log = time.monotonic()
+            time.sleep(poll_s)
+
+    # -- the merge -------------------------------------------------------------------------------
+    def merge(self, n_chunks: int, output: Path, rejects: Path, columns: list[str],
+              labels: list[str]) -> dict[str, Any]:
+        """Concatenate chunks 0..n-1, in index order, into ``output`` and ``rejects``."""
+        missing = [k for k in range(n_chunks) if not self.chunk_path(k).is_file()]
+        if missing:
+            shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+            raise ChunkStoreError(f"cannot merge: chunks {shown} of {n_chunks} are missing from {self.folder}. "
+                                  "fix: rerun the same command with --resume")
+        fmt = output_format(output)
+        types = self._parquet_types(n_chunks, columns, labels) if fmt == "parquet" else None
+        out_tmp, rej_tmp = tmp_name(output), tmp_name(rejects)
+        writer = open_writer(out_tmp, fmt, columns, types)
+        scored, kinds = 0, Counter()
+        try:
+            with open(rej_tmp, "w", encoding="utf-8", newline="\n") as rejected:
+                for k in range(n_chunks):
+                    with open(self.chunk_path(k), encoding="utf-8") as f:
+                        for line in f:
+                            entry = json.loads(line)
+                            if "o" in entry:
+                                writer.write(entry["o"])
+                                scored += 1
+                            else:
+                                rejected.write(json.dumps(entry["r"], ensure_ascii=False) + "\n")
+                                kinds[entry["r"]["kind"]] += 1
+        finally:
+            writer.close()
+        # Rejects first: if we die between the two renames, the chunks are still here and
+        # --resume merges again; the output file only ever appears complete.
+        commit(rej_tmp, rejects)
+        commit(out_tmp, output)
+        return {"scored": scored, "rejected_by_kind": dict(kinds)}
+
+    def _parquet_types(self, n_chunks: int, columns: list[str], labels: list[str]) -> dict[str, Any]:
+        # One pass to decide each pass-through column's type from every value in it, so all row
+        # groups share one schema whatever the first rows happened to hold.
+        import pyarrow as pa
+
+        kinds: dict[str, set[str]] = {c: set() for c in columns}
+        for k in range(n_chunks):
+            with open(self.chunk_path(k), encoding="utf-8") as f:
+                for line in f:
+                    row = json.loads(line).get("o")
+                    if row is not None:
+                        for c in columns:
+                            kinds[c].add(type(row.get(c)).__name__)
+        types = {c: arrow_type(kinds[c]) for c in columns}
+        types.update(label=pa.string(), score=pa.float64(), headline=pa.string(),
+                     scores=pa.struct([(label, pa.float64()) for label in labels]))
+        return types
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder)

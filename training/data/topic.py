@@ -1,0 +1,51 @@
+"""Train/dev records for the topic task, from the builtin corpus or the user's files."""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from xinwen.training.data.builtin import extra_articles, inews_topics
+from xinwen.training.config.sections import TopicConfig
+from xinwen.training.data.files import DataError, load_labelled
+
+logger = logging.getLogger(__name__)
+
+BUILTIN_TOPICS = "builtin:inews-topics"
+
+
+def _load(spec: str, split: str, cfg: TopicConfig) -> list[dict]:
+    d = cfg.data
+    if spec == BUILTIN_TOPICS:
+        records = inews_topics(split)
+        unknown = {r["label"] for r in records} - set(d.labels)
+        if unknown:
+            raise DataError(
+                f"data.labels {d.labels} lacks label(s) {sorted(unknown)} used by {spec}; "
+                "add them to data.labels or use your own data files"
+            )
+        return records
+    if spec.startswith("builtin:"):
+        raise DataError(f"unknown builtin dataset {spec!r} for the topic task; expected {BUILTIN_TOPICS!r} or a file path")
+    return load_labelled(spec, d.title_column, d.body_column, d.label_column, d.id_column, d.labels)
+
+
+def load_topic_splits(cfg: TopicConfig) -> tuple[list[dict], list[dict]]:
+    d = cfg.data
+    train = _load(d.train, "train", cfg)
+    dev_spec = d.dev or (d.train if d.train == BUILTIN_TOPICS else None)
+    dev = _load(dev_spec, "dev", cfg)
+    if d.extra_articles and d.train == BUILTIN_TOPICS:
+        train = train + [r for r in extra_articles() if r["label"] in d.labels]
+    if cfg.train.max_train_items:
+        train = train[: cfg.train.max_train_items]
+    if cfg.train.max_eval_items:
+        dev = dev[: cfg.train.max_eval_items]
+    for name, records in (("train", train), ("dev", dev)):
+        if not records:
+            raise DataError(f"the {name} split is empty; it needs at least one labelled record")
+    missing = [lab for lab in d.labels if lab not in {r["label"] for r in train}]
+    if missing:
+        logger.warning("labels %s have no training examples; the model cannot learn them", missing)
+    logger.info("train: %d records %s", len(train), dict(Counter(r["label"] for r in train)))
+    logger.info("dev: %d records %s", len(dev), dict(Counter(r["label"] for r in dev)))
+    return train, dev

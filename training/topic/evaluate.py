@@ -1,0 +1,155 @@
+"""`xinwen eval` for topic models: the model beside a char n-gram TF-IDF + LR baseline."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from xinwen.inference.topic.classifier import NewsClassifier, override_text_settings
+from xinwen.inference.topic.ngram_model import NgramModel
+from xinwen.inference.text import as_article, classifier_text
+from xinwen.training.topic.metrics import classification_report, expected_calibration_error, plot_confusion
+from xinwen.training.config.sections import TopicConfig, load_config
+from xinwen.training.config.loading import ConfigError
+from xinwen.training.data.files import load_labelled
+from xinwen.training.topic.lexical_fit import fit_tfidf
+from xinwen.training.data.topic import BUILTIN_TOPICS, _load, load_topic_splits
+
+logger = logging.getLogger(__name__)
+
+
+def tfidf_baseline(train: list[dict], labels: list[str], fitted: NgramModel | None = None):
+    """Character 1-3-gram TF-IDF + balanced logistic regression (the classical reference).
+
+    ``fitted``: the same model already fitted on ``train``, to save fitting it twice."""
+    model = fitted or fit_tfidf(train, labels)
+    order = [model.labels.index(label) for label in labels]
+
+    def predict(recs: list[dict]) -> list[str]:
+        probs = model.probabilities([classifier_text(as_article(r, i)) for i, r in enumerate(recs)])[:, order]
+        return [labels[i] for i in probs.argmax(1)]
+
+    return predict
+
+
+def _same_ngram_model(a: NgramModel | None, b: NgramModel) -> bool:
+    return (a is not None and a.labels == b.labels and a.vocabulary == b.vocabulary
+            and np.array_equal(a.weights, b.weights) and np.array_equal(a.bias, b.bias))
+
+
+def _eval_records(cfg: TopicConfig, data: str | None) -> tuple[str, list[dict]]:
+    if data is None:
+        spec = cfg.data.dev or BUILTIN_TOPICS
+        return f"dev ({spec})", _load(spec, "dev", cfg)
+    if data.startswith("builtin:"):
+        name, _, split = data.partition("@")
+        return data, _load(name, split or "dev", cfg)
+    d = cfg.data
+    return data, load_labelled(data, d.title_column, d.body_column, d.label_column, d.id_column, d.labels)
+
+
+def render_markdown(results: dict) -> str:
+    labels = results["labels"]
+    systems = results["systems"]
+    head = "| | " + " | ".join(systems) + " |\n|---|" + "---|" * len(systems) + "\n"
+    rows = [f"| accuracy | " + " | ".join(f"{systems[s]['accuracy']:.3f}" for s in systems) + " |",
+            f"| **macro-F1** | " + " | ".join(f"**{systems[s]['macro_f1']:.3f}**" for s in systems) + " |"]
+    for lab in labels:
+        rows.append(f"| F1 {lab} (n={systems[next(iter(systems))]['per_class'][lab]['support']}) | " +
+                    " | ".join(f"{systems[s]['per_class'][lab]['f1']:.3f}" for s in systems) + " |")
+    cal = results.get("calibration")
+    tail = ""
+    if cal:
+        tail = (f"\nCalibration (temperature {cal['temperature']:.2f}): ECE {cal['ece_uncalibrated']:.3f} "
+                f"uncalibrated -> {cal['ece_calibrated']:.3f} calibrated.\n")
+    text = results.get("text")
+    reading = f", reading {text['long_text']} windows of {text['max_length']} tokens" if text else ""
+    weight = results.get("lexical_weight") or 0.0
+    parts = ("" if not weight else
+             f"xinwen = the encoder's probabilities times the character n-gram expert's to the power {weight:g} "
+             "(inference/topic/lexical.py); encoder_alone = the encoder without it.\n\n")
+    return (f"Evaluation on {results['data']} ({results['n']} articles{reading})\n\n" + parts + head
+            + "\n".join(rows) + "\n" + tail)
+
+
+def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str | None = None,
+                          baseline: bool = True, dev_probabilities: torch.Tensor | None = None,
+                          long_text: str | None = None, max_length: int | None = None,
+                          fitted_baseline: NgramModel | None = None) -> dict:
+    """Report on ``data`` (default: the config's dev split). ``dev_probabilities`` (the encoder's,
+    uncalibrated, from training) skips recomputing its dev predictions right after training.
+    ``long_text`` / ``max_length`` override how much of each article the model reads (the saved
+    settings otherwise), to measure that trade-off on one's own data before scoring with it.
+    With a lexical expert in the folder the report also shows the encoder alone.
+    ``fitted_baseline``: the TF-IDF baseline already fitted on the folder's training records
+    (training passes its expert's n-gram model when it has the baseline's settings); when it is
+    the folder's saved expert, the expert's probabilities give the baseline column directly."""
+    folder = Path(model_dir)
+    cfg_path = folder / "config.yaml"
+    cfg = load_config(cfg_path) if cfg_path.is_file() else TopicConfig()
+    name, records = _eval_records(cfg, data)
+    out = Path(output) if output else folder / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    labels = list(cfg.data.labels)
+    gold = [r["label"] for r in records]
+
+    clf = NewsClassifier.from_pretrained(folder, first_stage=False)  # the model itself is evaluated
+    try:
+        override_text_settings(clf, long_text, max_length)
+    except ValueError as err:
+        raise ConfigError([str(err)], "xinwen eval") from None
+    if long_text is not None or max_length is not None:
+        dev_probabilities = None  # computed with the saved settings
+    labels = clf.labels if set(clf.labels) == set(labels) else labels
+    articles = [as_article(r, i) for i, r in enumerate(records)]
+    temperature = clf.settings.temperature
+    if data is None and dev_probabilities is not None and len(dev_probabilities) == len(records):
+        raw = dev_probabilities
+    else:
+        clf.settings.temperature = 1.0
+        raw = clf.model_probabilities(articles)
+        clf.settings.temperature = temperature
+    encoder = clf.calibrated_from_raw(raw, articles)  # what NewsClassifier.predict computes
+    gold_idx = np.array([clf.labels.index(g) for g in gold])
+
+    def report(probs: torch.Tensor) -> dict:
+        return classification_report(gold, [clf.labels[i] for i in probs.argmax(1).tolist()], labels)
+
+    lexical = None
+    if clf.lexical is None:
+        final, uncalibrated, final_t = encoder, raw, temperature
+        systems = {"xinwen": report(final)}
+    else:
+        lexical = clf.lexical.probabilities(articles, clf.labels)
+        final_t = clf.lexical.settings.temperature
+        final = clf.lexical.combine(encoder, lexical)
+        uncalibrated = clf.lexical.combine(encoder, lexical, temperature=1.0)
+        systems = {"xinwen": report(final), "encoder_alone": report(encoder)}
+    results = {"data": name, "n": len(records), "labels": labels, "systems": systems,
+               "text": {"long_text": clf.settings.text.long_text, "max_length": clf.settings.text.max_length},
+               "lexical_weight": clf.lexical.settings.weight if clf.lexical else 0.0,
+               "calibration": {"temperature": final_t,
+                               "ece_uncalibrated": expected_calibration_error(uncalibrated.numpy(), gold_idx),
+                               "ece_calibrated": expected_calibration_error(final.numpy(), gold_idx)}}
+    if baseline:
+        if lexical is not None and _same_ngram_model(fitted_baseline, clf.lexical.ngrams):
+            # Right after training with the baseline's settings the saved expert is that very fit:
+            # its probabilities on these records are already computed.
+            predicted = [clf.labels[i] for i in lexical.argmax(1).tolist()]
+        else:
+            predicted = tfidf_baseline(load_topic_splits(cfg)[0], labels, fitted_baseline)(records)
+        systems["tfidf_char_lr"] = classification_report(gold, predicted, labels)
+    for stale in out.glob("confusion_*.png"):  # e.g. encoder_alone after retraining without the expert
+        if stale.stem.removeprefix("confusion_") not in systems:
+            stale.unlink()
+    for sys_name, rep in systems.items():
+        plot_confusion(rep, f"{sys_name} on {name}", out / f"confusion_{sys_name}.png")
+    (out / "report.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    text = render_markdown(results)
+    (out / "report.md").write_text(text, encoding="utf-8")
+    print(text)
+    logger.info("report written to %s", out)
+    return results
