@@ -51,6 +51,14 @@ def length_bucketed_batches(order: list[int], lengths, batch_size: int, window: 
     return batches
 
 
+def frozen_modules_eval(model: torch.nn.Module) -> None:
+    """Put every module whose parameters are all frozen in eval mode (no dropout in frozen parts)."""
+    for module in model.modules():
+        params = list(module.parameters(recurse=True))
+        if params and not any(p.requires_grad for p in params):
+            module.eval()
+
+
 def pick_mixed_precision(requested: str) -> str:
     if requested != "auto":
         return requested
@@ -118,6 +126,7 @@ def train_loop(
     stop = False
     while state.epoch < cfg.epochs and not stop:
         model.train()
+        frozen_modules_eval(model)  # frozen parts are feature extractors: no dropout, all run long
         loader = accelerator.prepare(epoch_loader(state.epoch))
         skip = state.step_in_epoch * cfg.grad_accum
         batches = accelerator.skip_first_batches(loader, skip) if skip else loader

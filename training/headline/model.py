@@ -157,11 +157,3 @@ def freeze_for_speed(model, n_encoder_layers: int, embeddings: bool) -> None:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     logger.info("trainable parameters: %.1fM of %.1fM", trainable / 1e6, total / 1e6)
-
-
-def frozen_modules_eval(model) -> None:
-    """Put modules without trainable parameters in eval mode (no dropout in frozen parts)."""
-    for module in model.modules():
-        params = list(module.parameters(recurse=True))
-        if params and not any(p.requires_grad for p in params):
-            module.eval()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
 from xinwen.inference.headline.copy_model import load_seq2seq_model
@@ -25,8 +26,8 @@ from xinwen.training.config.sections import HeadlineConfig
 from xinwen.training.config.loading import save_yaml
 from xinwen.training.headline.encoder_cache import EncoderCache, pad_sources
 from xinwen.training.data.headline import load_headline_splits, median_title_chars
-from xinwen.training.headline.model import freeze_for_speed, frozen_modules_eval, load_seq2seq, truncate_encoder
-from xinwen.training.loop import length_bucketed_batches, make_accelerator, train_loop
+from xinwen.training.headline.model import freeze_for_speed, load_seq2seq, truncate_encoder
+from xinwen.training.loop import frozen_modules_eval, length_bucketed_batches, make_accelerator, train_loop
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ def train_headline(cfg: HeadlineConfig) -> dict:
     prefix = cfg.text.prefix
 
     corpus = [encoder_text(p["source"], prefix) for p in train_pairs] + [p["target"] for p in train_pairs]
+    set_seed(cfg.train.seed)  # before new cross-attention and copy head are built: same seed, same start
     model, tokenizer, warm = load_seq2seq(cfg.model, corpus)
     if warm and cfg.model.encoder_layers:
         truncate_encoder(model, cfg.model.encoder_layers)
