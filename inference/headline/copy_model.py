@@ -29,10 +29,20 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers import EncoderDecoderModel
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, EncoderDecoderConfig, EncoderDecoderModel
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 
 ARCHITECTURE = "CopyEncoderDecoderModel"
+# Our own model_type: a folder saved as "encoder-decoder" would load in plain transformers as an
+# EncoderDecoderModel that silently drops the copy head and writes nonsense. Under this name the
+# Auto classes load the right class once xinwen registered it, and refuse the folder otherwise.
+MODEL_TYPE = "xinwen-copy-encoder-decoder"
+
+
+class CopyEncoderDecoderConfig(EncoderDecoderConfig):
+    """An ``EncoderDecoderConfig`` under the copy model's own ``model_type``."""
+
+    model_type = MODEL_TYPE
 
 
 @dataclass
@@ -88,7 +98,14 @@ class CopyEncoderDecoderModel(EncoderDecoderModel):
     """``EncoderDecoderModel`` + ``CopyHead``; saves and loads like its parent (safetensors), with
     ``architectures: ["CopyEncoderDecoderModel"]`` in config.json (see ``load_seq2seq_model``)."""
 
+    config_class = CopyEncoderDecoderConfig
+
     def __init__(self, config=None, encoder=None, decoder=None):
+        # The parent builds a plain EncoderDecoderConfig from the two parts; build ours instead.
+        if config is None and encoder is not None and decoder is not None:
+            config = CopyEncoderDecoderConfig.from_encoder_decoder_configs(encoder.config, decoder.config)
+        elif config is not None and not isinstance(config, CopyEncoderDecoderConfig):
+            config = copy_config_from(config.to_dict())
         super().__init__(config=config, encoder=encoder, decoder=decoder)
         if self.config.encoder.hidden_size != self.config.decoder.hidden_size:
             raise ValueError(f"CopyEncoderDecoderModel: encoder hidden size {self.config.encoder.hidden_size} != "
@@ -158,14 +175,29 @@ class CopyEncoderDecoderModel(EncoderDecoderModel):
                                encoder_last_hidden_state=encoder_outputs.last_hidden_state)
 
 
-def load_seq2seq_model(source: str | Path, trust_remote_code: bool = False):
-    """A saved headline model: ``CopyEncoderDecoderModel`` when its config.json names it, else
-    whatever ``AutoModelForSeq2SeqLM`` loads (BART, T5, a plain EncoderDecoderModel, ...)."""
-    from transformers import AutoModelForSeq2SeqLM
+def copy_config_from(data: dict) -> CopyEncoderDecoderConfig:
+    """Our config from a config.json dict, also one saved before the model had its own type."""
+    return CopyEncoderDecoderConfig.from_dict({**data, "model_type": MODEL_TYPE})
 
+
+def load_seq2seq_model(source: str | Path, trust_remote_code: bool = False):
+    """A saved headline model: ``CopyEncoderDecoderModel`` when config.json says so (its
+    ``model_type``, or for folders saved before it existed, ``model_type: encoder-decoder`` with
+    ``architectures: [CopyEncoderDecoderModel]``), else whatever ``AutoModelForSeq2SeqLM`` loads
+    (BART, T5, a plain EncoderDecoderModel, ...)."""
     config_file = Path(source, "config.json")
     if config_file.is_file():
-        architectures = json.loads(config_file.read_text(encoding="utf-8")).get("architectures") or []
-        if ARCHITECTURE in architectures:
-            return CopyEncoderDecoderModel.from_pretrained(source)
+        data = json.loads(config_file.read_text(encoding="utf-8"))
+        if data.get("model_type") == MODEL_TYPE or ARCHITECTURE in (data.get("architectures") or []):
+            return CopyEncoderDecoderModel.from_pretrained(source, config=copy_config_from(data))
     return AutoModelForSeq2SeqLM.from_pretrained(source, trust_remote_code=trust_remote_code)
+
+
+def register_auto_classes() -> None:
+    """Make ``AutoConfig`` / ``AutoModelForSeq2SeqLM`` load ``MODEL_TYPE`` folders as this class.
+    Runs when this module is imported; ``import xinwen`` arranges that once transformers loads."""
+    AutoConfig.register(MODEL_TYPE, CopyEncoderDecoderConfig, exist_ok=True)
+    AutoModelForSeq2SeqLM.register(CopyEncoderDecoderConfig, CopyEncoderDecoderModel, exist_ok=True)
+
+
+register_auto_classes()
