@@ -5,20 +5,23 @@
 {'label': 'trade', 'score': 0.93, 'scores': {'trade': 0.93, ...}, 'headline': '前三季度我国进出口同比增长'}
 
 ``xinwen score`` runs this same object over files, so the Python API and the batch job cannot
-disagree. Both models run batched: the classifier in length-sorted, token-budgeted batches
-(``NewsClassifier.model_probabilities``), the generator through ``HeadlineGenerator.generate`` on
-a list (it sorts by length itself).
+disagree. Both models run batched: the classifier through ``NewsClassifier.predict`` (its
+probabilities in length-sorted, token-budgeted batches), the generator through
+``HeadlineGenerator.generate`` on a list (it sorts by length itself). A title-only article gets a
+label and no headline (it has one already).
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
 import torch
 
-from xinwen.inference.topic.classifier import NewsClassifier
 from xinwen.inference.text import Article, ArticleText, as_article
+from xinwen.inference.topic.backends import load_classifier
+from xinwen.inference.topic.classifier import NewsClassifier
 
 
 class Analysis(TypedDict):
@@ -28,16 +31,12 @@ class Analysis(TypedDict):
     headline: str | None  # None without a headline model
 
 
-@torch.inference_mode()
 def batched_probabilities(classifier: NewsClassifier, articles: Sequence[ArticleText], batch_size: int = 32,
                           max_batch_tokens: int | None = None) -> torch.Tensor:
-    """Calibrated probabilities, one row per article: softmax(logits / T), chunks averaged, times
-    the folder's lexical expert when it has one (``NewsClassifier.route``).
-
-    ``NewsClassifier.probabilities`` with a chosen token budget per batch (``xinwen score
-    --max-batch-tokens``)."""
-    return classifier.route(articles, lambda part: classifier.model_probabilities(part, batch_size,
-                                                                                 max_batch_tokens))
+    """Deprecated: ``classifier.probabilities(articles, batch_size, max_batch_tokens=...)``."""
+    warnings.warn("batched_probabilities is deprecated; use NewsClassifier.probabilities(articles, batch_size, "
+                  "max_batch_tokens=...)", DeprecationWarning, stacklevel=2)
+    return classifier.probabilities(articles, batch_size, max_batch_tokens=max_batch_tokens)
 
 
 class NewsAnalyzer:
@@ -53,8 +52,6 @@ class NewsAnalyzer:
                         first_stage: bool = True) -> "NewsAnalyzer":
         """``backend``: ``torch``, ``int8``, ``onnx`` or ``onnx-int8`` (``auto``: what ``xinwen
         export`` recorded in the folder, else ``torch``)."""
-        from xinwen.inference.topic.backends import load_classifier
-
         classifier = load_classifier(classifier_dir, backend=backend, device=device, first_stage=first_stage)
         generator = None
         if headline_dir is not None:
@@ -85,12 +82,14 @@ class NewsAnalyzer:
         the same articles as given for the generator (it prepares its own source text)."""
         if not articles:
             return []
-        probs = batched_probabilities(self.classifier, articles, batch_size, max_batch_tokens)
-        # _to_prediction applies top_k and the fallback threshold exactly as NewsClassifier.predict.
-        predictions = [self.classifier._to_prediction(row, top_k, threshold) for row in probs]
+        predictions = self.classifier.predict(list(articles), top_k=top_k, threshold=threshold,
+                                              batch_size=batch_size, max_batch_tokens=max_batch_tokens)
         headlines: list[str | None] = [None] * len(articles)
-        if self.generator is not None:
+        with_body = [i for i, article in enumerate(articles) if article.body]
+        if self.generator is not None and with_body:
             # One call for the whole list: the generator sorts by length and batches itself.
-            headlines = list(self.generator.generate(list(originals), batch_size=headline_batch_size))
+            written = self.generator.generate([originals[i] for i in with_body], batch_size=headline_batch_size)
+            for i, headline in zip(with_body, written):
+                headlines[i] = headline
         return [Analysis(label=p.label, score=p.score, scores=p.scores, headline=h)
                 for p, h in zip(predictions, headlines)]

@@ -11,6 +11,9 @@ from typing import Literal
 
 SETTINGS_FILE = "xinwen.json"
 
+# The labels of the bundled topic task (configs/topic.yaml, builtin:inews-topics); defined once.
+TOPIC_LABELS = ("industry_policy", "transport", "trade", "safety", "other")
+
 
 @dataclass
 class TextSettings:
@@ -20,8 +23,12 @@ class TextSettings:
     long_text: Literal["head", "head_tail", "chunks"] = "head_tail"
     tail_fraction: float = 0.25
     chunk_stride: int = 32
-    # 0 = as many windows as the article needs (nothing is cut); a cap bounds cost per article.
-    max_chunks: int = 0
+    # "chunks" reads at most this many windows per article (the first ones; 0 = as many as the
+    # article needs). The cap bounds the cost of one huge record: a near-1 MiB article is ~5,000
+    # windows uncapped (minutes of CPU), 64 at most with it (seconds; docs/scoring.md). 64
+    # windows are ~7,000 tokens, beyond every article of the bundled and check sets, so normal
+    # articles read exactly what they read uncapped.
+    max_chunks: int = 64
     # e5 was trained with "query: " for symmetric tasks such as classification.
     prefix: str = "query: "
 
@@ -32,6 +39,10 @@ class TextSettings:
             raise ValueError(f"text.tail_fraction: expected 0 <= x < 1, got {self.tail_fraction}")
         if self.long_text not in ("head", "head_tail", "chunks"):
             raise ValueError(f"text.long_text: expected head, head_tail or chunks, got {self.long_text!r}")
+        for name in ("chunk_stride", "max_chunks"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"text.{name}: expected an integer >= 0, got {value!r}")
 
 
 @dataclass

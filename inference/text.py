@@ -67,29 +67,68 @@ def clean_body(body: str, title: str = "") -> str:
 
 @dataclass(frozen=True)
 class ArticleText:
+    """An article as every model reads it: a cleaned title and/or body (one may be empty)."""
+
     title: str
     body: str
 
 
+# What an article is, for the Python API and `xinwen score` alike: a title and/or a body. One
+# with neither (after cleaning: whitespace and control characters do not count) is refused with
+# these words - a ValueError in Python, a reject in `score`.
+EMPTY_ARTICLE = "has neither a title nor a body with text; expected a non-empty 'title' or 'body' (or both)"
+
+
+def clean_article(title: str | None, body: str | None) -> ArticleText:
+    """The cleaned article for a raw title and body (``None`` = absent), as the models read it.
+
+    >>> clean_article("高铁新线开通_某某新闻网", None)
+    ArticleText(title='高铁新线开通', body='')
+    """
+    t = clean_title(title or "")
+    return ArticleText(t, clean_body(body or "", t))
+
+
+def is_empty_article(article: ArticleText) -> bool:
+    """Whether ``article`` has nothing to read (see ``EMPTY_ARTICLE``).
+
+    >>> is_empty_article(clean_article(" ", "\u3000")), is_empty_article(clean_article("标题", ""))
+    (True, False)
+    """
+    return not (article.title or article.body)
+
+
 def as_article(item: Article, index: int | None = None) -> ArticleText:
-    """Accept a plain string (body only) or a mapping with ``title`` and/or ``body``."""
+    """A plain string (the body) or a mapping with ``title`` and/or ``body``, cleaned (an
+    ``ArticleText`` is already clean and passes as it is).
+
+    ``index`` (its place in a list) is named in the errors: TypeError for anything that is not
+    text, ValueError for an article with neither a title nor a body.
+
+    >>> as_article({"title": "铁路运输"})
+    ArticleText(title='铁路运输', body='')
+    >>> as_article("", 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: article at index 2 has neither a title nor a body with text; expected a non-empty 'title' or 'body' (or both)
+    """
     where = f" at index {index}" if index is not None else ""
-    if isinstance(item, str):
-        return ArticleText("", clean_body(item))
-    if isinstance(item, Mapping):
+    if isinstance(item, ArticleText):  # already cleaned (e.g. by the `score` reader)
+        article = item
+    elif isinstance(item, str):
+        article = clean_article(None, item)
+    elif isinstance(item, Mapping):
         title, body = item.get("title"), item.get("body")
         for name, value in (("title", title), ("body", body)):
             if value is not None and not isinstance(value, str):
-                raise TypeError(
-                    f"article{where}: field {name!r} must be a string, got {type(value).__name__}"
-                )
-        if not (title or body):
-            raise ValueError(f"article{where}: needs a non-empty 'title' or 'body'")
-        t = clean_title(title or "")
-        return ArticleText(t, clean_body(body or "", t))
-    raise TypeError(
-        f"article{where} must be a str or a mapping with 'title'/'body', got {type(item).__name__}"
-    )
+                raise TypeError(f"article{where}: field {name!r} must be a string, got {type(value).__name__}")
+        article = clean_article(title, body)
+    else:
+        raise TypeError(f"article{where} must be a str or a mapping with 'title' and/or 'body', "
+                        f"got {type(item).__name__}")
+    if is_empty_article(article):
+        raise ValueError(f"article{where} {EMPTY_ARTICLE}")
+    return article
 
 
 def classifier_text(article: ArticleText, prefix: str = "") -> str:
@@ -112,7 +151,14 @@ def head_tail_ids(ids: list[int], budget: int, tail_fraction: float) -> list[int
 
 
 def chunk_ids(ids: list[int], budget: int, stride: int, max_chunks: int) -> list[list[int]]:
-    """Overlapping windows of ``budget`` tokens covering the text (at most ``max_chunks``; 0 = no cap)."""
+    """Overlapping windows of ``budget`` tokens covering the text; with a cap (``max_chunks`` > 0)
+    only the first ``max_chunks`` windows.
+
+    >>> chunk_ids(list(range(10)), budget=4, stride=1, max_chunks=0)
+    [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]]
+    >>> chunk_ids(list(range(10)), budget=4, stride=1, max_chunks=2)
+    [[0, 1, 2, 3], [3, 4, 5, 6]]
+    """
     if len(ids) <= budget:
         return [ids]
     # Overlap at most half a window: a stride close to the window would advance one token a time.

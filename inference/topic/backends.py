@@ -11,19 +11,21 @@ import json
 import logging
 import shutil
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import torch
 
-from xinwen.inference.topic.classifier import NewsClassifier, fragile_rows
-from xinwen.inference.topic.lexical import LEXICAL_JSON, LEXICAL_TENSORS
-from xinwen.inference.encoders.loading import check_model_source
-from xinwen.inference.settings import BACKENDS, RECHECK_MARGIN, SETTINGS_FILE, ClassifierSettings
+from xinwen.inference.encoders.loading import check_model_source, quantize_int8
+from xinwen.inference.settings import BACKENDS, SETTINGS_FILE, ClassifierSettings
 from xinwen.inference.text import as_article
+from xinwen.inference.topic.classifier import NewsClassifier
+from xinwen.inference.topic.first_stage import FirstStage
+from xinwen.inference.topic.lexical import LEXICAL_JSON, LEXICAL_TENSORS, LexicalExpert
+# The runtimes live apart so the classifier can know them without importing this module; they
+# are re-exported here, where they were defined before.
+from xinwen.inference.topic.runtimes import CheckedInt8Model, OnnxClassifierModel, fragile_rows  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -49,77 +51,6 @@ def recorded_backend(path: str | Path) -> str | None:
     return json.loads(runtime.read_text())["backend"] if runtime.is_file() else None
 
 
-class OnnxClassifierModel:
-    """Looks like a transformers classifier to ``NewsClassifier``: ``model(**batch).logits``."""
-
-    def __init__(self, file: Path, config: Any, threads: int | None = None):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
-        self.config = config
-
-    def eval(self) -> "OnnxClassifierModel":
-        return self
-
-    def to(self, device: Any) -> "OnnxClassifierModel":
-        return self
-
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> SimpleNamespace:
-        feeds = {"input_ids": input_ids.cpu().numpy(), "attention_mask": attention_mask.cpu().numpy()}
-        return SimpleNamespace(logits=torch.from_numpy(self.session.run(["logits"], feeds)[0]))
-
-
-class CheckedInt8Model:
-    """Dynamic int8 for every row, fp32 again for the rows int8 is unsure about.
-
-    Most articles are far from a decision boundary, where int8's small probability changes
-    cannot move the label; only rows whose int8 top-two probability gap (after the model's
-    temperature) is below ``margin`` pay for a second, fp32 pass. Counts are kept for reports."""
-
-    def __init__(self, fp32_model, int8_model, temperature: float, margin: float = RECHECK_MARGIN,
-                 threshold: float = 0.0):
-        self.fp32, self.int8 = fp32_model, int8_model
-        self.config = fp32_model.config
-        self.temperature, self.margin = temperature, margin
-        # With a confidence threshold (below it the answer is the fallback label), a top
-        # probability near the threshold is as fragile as a small top-two gap.
-        self.threshold = threshold
-        self.rows = self.rechecked = 0
-        self._fp32_only = False  # set by fp32_pass()
-
-    def eval(self) -> "CheckedInt8Model":
-        return self
-
-    def to(self, device: Any) -> "CheckedInt8Model":
-        return self
-
-    @contextmanager
-    def fp32_pass(self):
-        """Every row in fp32 inside the block: the classifier rechecks articles whose final
-        answer (after its lexical expert) is fragile, which this row-level check cannot see."""
-        self._fp32_only = True
-        try:
-            yield
-        finally:
-            self._fp32_only = False
-
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> SimpleNamespace:
-        if self._fp32_only:
-            self.rechecked += len(input_ids)  # rows already counted in self.rows by the int8 pass
-            return SimpleNamespace(logits=self.fp32(input_ids=input_ids, attention_mask=attention_mask).logits.float())
-        logits = self.int8(input_ids=input_ids, attention_mask=attention_mask).logits.float()
-        unsure = fragile_rows(torch.softmax(logits / self.temperature, dim=-1), self.margin, self.threshold)
-        if unsure.any():
-            rows = unsure.nonzero().squeeze(1)
-            logits[rows] = self.fp32(input_ids=input_ids[rows], attention_mask=attention_mask[rows]).logits.float()
-        self.rows += len(logits)
-        self.rechecked += int(unsure.sum())
-        return SimpleNamespace(logits=logits)
-
-
 def load_classifier(path: str | Path, backend: str = "auto", device: str | None = None,
                     first_stage: bool = True) -> NewsClassifier:
     """A ``NewsClassifier`` for ``path`` running on ``backend`` (``auto``: the exported one, else torch).
@@ -137,8 +68,6 @@ def load_classifier(path: str | Path, backend: str = "auto", device: str | None 
     if chosen == "int8":
         return NewsClassifier.from_pretrained(path, device="cpu", quantize="int8", first_stage=first_stage)
     if chosen == "int8-checked":
-        from xinwen.inference.encoders.loading import quantize_int8
-
         clf = NewsClassifier.from_pretrained(path, device="cpu", first_stage=first_stage)
         clf.model = CheckedInt8Model(clf.model, quantize_int8(clf.model), clf.settings.temperature,
                                      threshold=clf.settings.threshold)
@@ -149,9 +78,6 @@ def load_classifier(path: str | Path, backend: str = "auto", device: str | None 
         raise FileNotFoundError(f"backend {chosen!r}: {onnx_file} does not exist. "
                                 f"fix: `xinwen export {path} {flags} --output OUT`, then pass OUT")
     from transformers import AutoConfig, AutoTokenizer
-
-    from xinwen.inference.topic.first_stage import FirstStage
-    from xinwen.inference.topic.lexical import LexicalExpert
 
     model = OnnxClassifierModel(onnx_file, AutoConfig.from_pretrained(path))
     return NewsClassifier(model, AutoTokenizer.from_pretrained(path), ClassifierSettings.load(path),
@@ -253,7 +179,6 @@ def compare_on_data(reference: NewsClassifier, candidate: NewsClassifier, data: 
     """Label agreement and macro-F1 (fp32 vs candidate) on a labelled JSONL/CSV/Parquet file."""
     from sklearn.metrics import f1_score
 
-    from xinwen.inference.analyzer import batched_probabilities
     from xinwen.inference.records.readers import Fields, InputRecord, RecordReader
 
     reader = RecordReader(data, Fields(id=None, keep=(label_column,)))
@@ -271,7 +196,7 @@ def compare_on_data(reference: NewsClassifier, candidate: NewsClassifier, data: 
     timings, labels = {}, {}
     for name, clf in (("fp32", reference), ("export", candidate)):
         t0 = time.perf_counter()
-        probs = batched_probabilities(clf, articles)
+        probs = clf.probabilities(articles)
         timings[name] = time.perf_counter() - t0
         labels[name] = [clf.labels[i] for i in probs.argmax(1).tolist()]
     known = sorted(set(reference.labels))

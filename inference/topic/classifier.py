@@ -1,20 +1,35 @@
 """NewsClassifier: topic of a Chinese news article, with calibrated probabilities.
 
+Every probability the package reports is computed by ``NewsClassifier.probabilities``: the
+first stage, the encoder (batched, chunks averaged, calibrated), the lexical expert and the
+int8-checked backend's fp32 recheck all live inside it. ``predict``, ``NewsAnalyzer``, ``xinwen
+score``, ``xinwen eval`` and the lexical and first-stage fits read it (the last two through its
+``return_parts`` option).
+
 >>> clf = NewsClassifier.from_pretrained("runs/topic")            # doctest: +SKIP
 >>> clf.predict({"title": "海关总署发布前三季度进出口数据", "body": "..."}).label  # doctest: +SKIP
 'trade'
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
+from xinwen.inference.batching import length_batches, pad_batch
 from xinwen.inference.encoders.loading import load_classifier_model, pick_device
 from xinwen.inference.settings import ClassifierSettings, TextSettings
 from xinwen.inference.text import Article, ArticleText, as_article, chunk_ids, classifier_text, head_tail_ids
+from xinwen.inference.topic.first_stage import FirstStage
+from xinwen.inference.topic.lexical import LexicalExpert
+from xinwen.inference.topic.runtimes import CheckedInt8Model, fragile_rows
+
+__all__ = ["NewsClassifier", "Prediction", "ProbabilityParts", "RuntimeCounts", "encode_for_classifier",
+           "override_text_settings", "special_tokens_around", "fragile_rows", "length_batches", "pad_batch"]
 
 
 @dataclass
@@ -23,6 +38,36 @@ class Prediction:
     score: float
     # label -> calibrated probability, highest first (only the top_k when top_k is given)
     scores: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ProbabilityParts:
+    """What ``NewsClassifier.probabilities(..., return_parts=True)`` returns: the final rows and
+    the parts they are made of, one row per article, columns in ``NewsClassifier.labels`` order."""
+
+    # What predict reads: the first stage's answer where it is sure, else encoder x expert.
+    final: torch.Tensor
+    # The encoder alone: softmax(logits / T) averaged over chunks (after the int8-checked recheck).
+    encoder: torch.Tensor
+    # The same at T = 1 (before calibration).
+    encoder_uncalibrated: torch.Tensor
+    # The lexical expert's n-gram probabilities, and log p_encoder + weight * log p_ngram before
+    # the expert's temperature (None without an expert).
+    ngram: torch.Tensor | None = None
+    product_logits: torch.Tensor | None = None
+    # Articles the first stage answered (all False without one).
+    answered: torch.Tensor | None = None
+
+
+@dataclass
+class RuntimeCounts:
+    """Running totals of a classifier, for reports (``xinwen score`` prints the difference)."""
+
+    articles: int = 0  # articles that reached probabilities()
+    first_stage_answered: int = 0
+    # int8-checked backend only (None otherwise): model inputs run, and those recomputed in fp32.
+    backend_rows: int | None = None
+    fp32_rechecked: int | None = None
 
 
 def special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:
@@ -68,40 +113,13 @@ def encode_for_classifier(tokenizer, articles: Sequence[ArticleText], text: Text
     return inputs
 
 
-def pad_batch(sequences: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = 1
-    return {"input_ids": ids, "attention_mask": mask}
-
-
-def length_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length (sorted, so padding is small).
-
-    A batch holds at most ``max_batch_tokens`` padded tokens and ``8 * batch_size`` rows: full-length
-    inputs come ``batch_size`` at a time, short ones in proportionally larger batches, so every
-    batch costs about the same and none is mostly padding."""
-    order = sorted(range(len(lengths)), key=lambda k: (lengths[k], k))
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for k in order:
-        width = lengths[k]  # ascending order: the newest item is the widest in its batch
-        if current and ((len(current) + 1) * width > max_batch_tokens or len(current) >= 8 * batch_size):
-            batches.append(current)
-            current = []
-        current.append(k)
-    if current:
-        batches.append(current)
-    return batches
-
-
-def override_text_settings(clf, long_text: str | None = None, max_length: int | None = None) -> None:
-    """Change how much of each article ``clf`` reads (``xinwen eval``/``score`` --long-text and
-    --max-length), checked against the model's position table. Raises ValueError naming the flag."""
-    overrides = {k: v for k, v in (("long_text", long_text), ("max_length", max_length)) if v is not None}
+def override_text_settings(clf, long_text: str | None = None, max_length: int | None = None,
+                           max_chunks: int | None = None) -> None:
+    """Change how much of each article ``clf`` reads (``xinwen eval``/``score`` --long-text,
+    --max-length and --max-chunks), checked against the model's position table. Raises ValueError
+    naming the flag."""
+    given = (("long_text", long_text), ("max_length", max_length), ("max_chunks", max_chunks))
+    overrides = {k: v for k, v in given if v is not None}
     if not overrides:
         return
     positions = getattr(getattr(clf.model, "config", None), "max_position_embeddings", None)
@@ -111,22 +129,30 @@ def override_text_settings(clf, long_text: str | None = None, max_length: int | 
     try:
         clf.settings.text = replace(clf.settings.text, **overrides)  # validated by TextSettings
     except ValueError as err:
-        raise ValueError(f"--long-text/--max-length: {err}") from None
+        raise ValueError(f"--long-text/--max-length/--max-chunks: {err}") from None
 
 
-def fragile_rows(probs: torch.Tensor, margin: float, threshold: float = 0.0) -> torch.Tensor:
-    """Rows whose answer a small change in probabilities could flip: top-two gap below ``margin``,
-    or (with a confidence threshold) a top probability within ``margin`` of it."""
-    top = probs.topk(min(2, probs.shape[-1]), dim=-1).values
-    unsure = (top[:, 0] - top[:, -1]) < margin
-    if threshold > 0:
-        unsure |= (top[:, 0] - threshold).abs() < margin
-    return unsure
+def _check_predict_arguments(top_k, threshold, batch_size) -> None:
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k: expected None or an integer >= 1, got {top_k!r}")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                  or not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0)):
+        raise ValueError(f"threshold: expected None or a probability between 0 and 1, got {threshold!r}")
+    _check_batch_size(batch_size)
+
+
+def _check_batch_size(batch_size) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"{old} is deprecated; use {new}", DeprecationWarning, stacklevel=3)
 
 
 class NewsClassifier:
-    def __init__(self, model, tokenizer, settings: ClassifierSettings, device: torch.device, first_stage=None,
-                 lexical=None):
+    def __init__(self, model, tokenizer, settings: ClassifierSettings, device: torch.device,
+                 first_stage: FirstStage | None = None, lexical: LexicalExpert | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.settings = settings
@@ -142,7 +168,7 @@ class NewsClassifier:
         if lexical is not None and set(lexical.labels) != set(self.labels):
             raise ValueError(f"lexical expert labels {lexical.labels} differ from the model's {self.labels}; "
                              "fix: refit it with `xinwen lexical DIR`, or remove it with `xinwen lexical DIR --weight 0`")
-        # [articles seen, articles answered by the first stage], for reports.
+        # [articles seen, articles answered by the first stage] (also in runtime_counts()).
         self.first_stage_counts = [0, 0]
 
     @classmethod
@@ -155,101 +181,138 @@ class NewsClassifier:
         ``first_stage=False`` ignores a first stage fitted into the folder (``xinwen first-stage``);
         ``lexical=False`` ignores the lexical expert ``xinwen train`` saves there (the encoder alone).
         """
-        from xinwen.inference.topic.first_stage import FirstStage
-        from xinwen.inference.topic.lexical import LexicalExpert
-
         dev = pick_device(device)
         model, tokenizer = load_classifier_model(path, dev, quantize=quantize, trust_remote_code=trust_remote_code)
         stage = FirstStage.load(path) if first_stage else None
         expert = LexicalExpert.load(path) if lexical else None
         return cls(model, tokenizer, ClassifierSettings.load(path), dev, first_stage=stage, lexical=expert)
 
-    def probabilities(self, articles: Sequence[ArticleText], batch_size: int = 32) -> torch.Tensor:
-        """Calibrated class probabilities, one row per article (chunks averaged). ``batch_size``
-        inputs of full length run together; shorter ones are packed up to 8x as many under the
-        same token budget."""
-        return self.route(articles, lambda part: self.model_probabilities(part, batch_size))
+    def with_experts(self, first_stage: FirstStage | None = None, lexical: LexicalExpert | None = None
+                     ) -> "NewsClassifier":
+        """The same model and settings with another first stage / lexical expert (``None``: none),
+        e.g. to measure an expert while fitting it. The model is shared, not copied."""
+        return NewsClassifier(self.model, self.tokenizer, self.settings, self.device, first_stage, lexical)
 
-    def route(self, articles: Sequence[ArticleText],
-              model_probabilities: Callable[[Sequence[ArticleText]], torch.Tensor]) -> torch.Tensor:
-        """Probabilities from the first stage where it is sure, from ``model_probabilities`` (times
-        the lexical expert, when the folder has one) elsewhere."""
-        if self.lexical is not None:
-            encoder_probabilities = model_probabilities
-
-            def model_probabilities(part):
-                return self._times_lexical(part, encoder_probabilities)
-
-        if self.first_stage is None or not articles:
-            return model_probabilities(articles)
-        probs, accepted = self.first_stage.answer(articles, self.labels, self.settings.threshold)
-        rest = (~accepted).nonzero().squeeze(1).tolist()
-        if rest:
-            probs[rest] = model_probabilities([articles[i] for i in rest])
-        self.first_stage_counts[0] += len(articles)
-        self.first_stage_counts[1] += len(articles) - len(rest)
-        return probs
-
-    def _times_lexical(self, articles: Sequence[ArticleText],
-                       encoder_probabilities: Callable[[Sequence[ArticleText]], torch.Tensor]) -> torch.Tensor:
-        """The encoder's probabilities times the lexical expert's (inference/topic/lexical.py)."""
-        encoder = encoder_probabilities(articles)
-        lexical = self.lexical.probabilities(articles, self.labels)
-        final = self.lexical.combine(encoder, lexical)
-        # The int8-checked backend rechecks encoder rows whose own answer is close; an answer the
-        # expert made close is invisible to it, so those articles go through fp32 here.
-        fp32_pass = getattr(self.model, "fp32_pass", None)
-        if fp32_pass is not None:
-            rows = fragile_rows(final, self.model.margin, self.settings.threshold).nonzero().squeeze(1).tolist()
-            if rows:
-                encoder, final = encoder.clone(), final.clone()  # inference tensors are read-only here
-                with fp32_pass():
-                    encoder[rows] = encoder_probabilities([articles[i] for i in rows])
-                final[rows] = self.lexical.combine(encoder[rows], lexical[rows])
-        return final
-
-    def calibrated_from_raw(self, raw: torch.Tensor, articles: Sequence[ArticleText],
-                            batch_size: int = 32) -> torch.Tensor:
-        """``model_probabilities`` at the saved temperature, from ``raw`` ones computed at T = 1 for
-        the same ``articles`` (training and eval compute those once for both uses)."""
-        if self.settings.text.long_text == "chunks" and self.settings.temperature != 1.0:
-            # Averaged over chunks, softmax(z / T) is not softmax(log(mean softmax(z)) / T).
-            return self.model_probabilities(articles, batch_size)
-        return torch.softmax(raw.clamp_min(1e-9).log() / self.settings.temperature, -1)
-
+    # -- the one place a probability is computed --------------------------------------------------
     @torch.inference_mode()
-    def model_probabilities(self, articles: Sequence[ArticleText], batch_size: int = 32,
-                            max_batch_tokens: int | None = None) -> torch.Tensor:
-        """The encoder's own calibrated probabilities, one row per article: softmax(logits / T),
-        chunks averaged (no first stage, no lexical expert). Inputs run in length-sorted batches of
-        at most ``max_batch_tokens`` padded tokens (default ``batch_size * text.max_length``)."""
+    def probabilities(self, articles: Sequence[ArticleText], batch_size: int = 32, *,
+                      max_batch_tokens: int | None = None, return_parts: bool = False,
+                      reuse: "torch.Tensor | ProbabilityParts | None" = None) -> "torch.Tensor | ProbabilityParts":
+        """Calibrated class probabilities, one row per article, columns in ``self.labels`` order.
+
+        Per article: the first stage's answer where it is sure (when the folder has one); else the
+        encoder's softmax(logits / T), averaged over chunks, times the lexical expert (when the
+        folder has one); on the int8-checked backend, articles whose final answer is close are
+        recomputed in fp32.
+
+        ``batch_size`` inputs of full length run together; shorter ones are packed, up to 8x as
+        many, under ``max_batch_tokens`` padded tokens (default ``batch_size * text.max_length``).
+        ``return_parts=True`` gives a ``ProbabilityParts`` instead, with the encoder (and expert)
+        run on every article, for evaluation and fitting. ``reuse`` skips the encoder pass: the
+        parts of an earlier call on the same articles, or the encoder's probabilities at T = 1
+        (recomputed anyway where rescaling them would not give the same numbers: chunks averaged
+        at T != 1).
+        """
+        _check_batch_size(batch_size)
+        articles = list(articles)
+        stage, answered = self._first_stage_answers(articles)
+        todo = list(range(len(articles))) if return_parts else (~answered).nonzero().squeeze(1).tolist()
+        part = [articles[i] for i in todo]
+        encoder, uncalibrated = self._encoder(part, batch_size, max_batch_tokens, _rows_of(reuse, todo))
+        ngram = logits = None
+        mixed = encoder
+        if self.lexical is not None:
+            ngram = self.lexical.probabilities(part, self.labels)
+            encoder = self._recheck_close_answers(part, encoder, ngram, batch_size, max_batch_tokens)
+            logits = self.lexical.logits(encoder, ngram)
+            mixed = self.lexical.combine(encoder, ngram)
+        full = torch.zeros((len(articles), len(self.labels)), dtype=torch.float32)
+        full[todo] = mixed
+        final = torch.where(answered.unsqueeze(1), stage, full)
+        if not return_parts:
+            return final
+        return ProbabilityParts(final, encoder, uncalibrated, ngram, logits, answered)
+
+    def _first_stage_answers(self, articles: list[ArticleText]) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.first_stage is None or not articles:
+            return torch.zeros((len(articles), len(self.labels))), torch.zeros(len(articles), dtype=torch.bool)
+        probs, accepted = self.first_stage.answer(articles, self.labels, self.settings.threshold)
+        self.first_stage_counts[0] += len(articles)
+        self.first_stage_counts[1] += int(accepted.sum())
+        return probs, accepted
+
+    def _encoder(self, articles: list[ArticleText], batch_size: int, max_batch_tokens: int | None,
+                 reuse: "torch.Tensor | ProbabilityParts | None") -> tuple[torch.Tensor, torch.Tensor]:
+        """(calibrated, T = 1) encoder probabilities, from ``reuse`` where it gives the same numbers."""
+        if isinstance(reuse, ProbabilityParts):
+            return reuse.encoder, reuse.encoder_uncalibrated
+        t = self.settings.temperature
+        if reuse is not None and (t == 1.0 or self.settings.text.long_text != "chunks"):
+            # softmax(log softmax(z) / T) = softmax(z / T) for one window; not for an average of windows.
+            return torch.softmax(reuse.clamp_min(1e-9).log() / t, -1), reuse
+        return self._encoder_pass(articles, batch_size, max_batch_tokens)
+
+    def _encoder_pass(self, articles: list[ArticleText], batch_size: int, max_batch_tokens: int | None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model over every input (length-sorted, token-budgeted batches); per article the mean
+        over its chunks of softmax(logits / T) and of softmax(logits)."""
         inputs = encode_for_classifier(self.tokenizer, articles, self.settings.text)
         budget = max_batch_tokens or batch_size * self.settings.text.max_length
-        sums = torch.zeros((len(articles), len(self.labels)), dtype=torch.float32)
+        t = self.settings.temperature
+        sums = torch.zeros((2, len(articles), len(self.labels)), dtype=torch.float32)
         counts = torch.zeros(len(articles), dtype=torch.float32)
         pad_id = self.tokenizer.pad_token_id or 0
         for batch_ids in length_batches([len(ids) for _, ids in inputs], batch_size, budget):
             part = [inputs[k] for k in batch_ids]
             batch = {k: v.to(self.device) for k, v in pad_batch([ids for _, ids in part], pad_id).items()}
             logits = self.model(**batch).logits.float().cpu()
-            probs = torch.softmax(logits / self.settings.temperature, dim=-1)
             index = torch.tensor([article for article, _ in part])
-            sums.index_add_(0, index, probs)
+            sums[0].index_add_(0, index, torch.softmax(logits / t, dim=-1))
+            if t != 1.0:
+                sums[1].index_add_(0, index, torch.softmax(logits, dim=-1))
             counts.index_add_(0, index, torch.ones(len(part)))
-        return sums / counts.clamp(min=1).unsqueeze(1)
+        means = sums / counts.clamp(min=1).unsqueeze(1)
+        return means[0], (means[0] if t == 1.0 else means[1])
 
+    def _recheck_close_answers(self, articles: list[ArticleText], encoder: torch.Tensor, ngram: torch.Tensor,
+                               batch_size: int, max_batch_tokens: int | None) -> torch.Tensor:
+        """On the int8-checked backend: the encoder rows of articles whose answer *after* the expert
+        is close, recomputed in fp32. The backend's own check sees encoder rows only, and an answer
+        the expert made close is invisible to it."""
+        if not isinstance(self.model, CheckedInt8Model):
+            return encoder
+        final = self.lexical.combine(encoder, ngram)
+        rows = fragile_rows(final, self.model.margin, self.settings.threshold).nonzero().squeeze(1).tolist()
+        if rows:
+            encoder = encoder.clone()
+            with self.model.fp32_pass():
+                encoder[rows] = self._encoder_pass([articles[i] for i in rows], batch_size, max_batch_tokens)[0]
+        return encoder
+
+    def runtime_counts(self) -> RuntimeCounts:
+        """Totals so far: articles seen, first-stage answers, and the int8-checked backend's fp32
+        rechecks (None on other backends)."""
+        seen, answered = self.first_stage_counts
+        backend = self.model.counts() if isinstance(self.model, CheckedInt8Model) else {}
+        return RuntimeCounts(seen, answered, backend.get("rows"), backend.get("rechecked"))
+
+    # -- answers -----------------------------------------------------------------------------------
     def predict(self, articles: Article | Sequence[Article], top_k: int | None = None,
-                threshold: float | None = None, batch_size: int = 32) -> Prediction | list[Prediction]:
+                threshold: float | None = None, batch_size: int = 32,
+                max_batch_tokens: int | None = None) -> Prediction | list[Prediction]:
         """One article in, one ``Prediction`` out; a list in, a list out (``[]`` for ``[]``).
 
-        Below ``threshold`` (default: the one saved with the model) the answer is the fallback
-        label (``other``)."""
-        single = isinstance(articles, (str, dict)) or not isinstance(articles, Sequence)
+        An article is a ``str`` (the body), a mapping with ``title`` and/or ``body``, or an
+        ``ArticleText``; one with neither is a ValueError naming its index. Below ``threshold``
+        (default: the one saved with the model) the answer is the fallback label (``other``);
+        ``top_k`` keeps that many labels in ``scores``."""
+        _check_predict_arguments(top_k, threshold, batch_size)
+        single = isinstance(articles, (str, dict, ArticleText)) or not isinstance(articles, Sequence)
         items = [articles] if single else list(articles)
         prepared = [as_article(a, None if single else i) for i, a in enumerate(items)]
         if not prepared:
             return []
-        probs = self.probabilities(prepared, batch_size=batch_size)
+        probs = self.probabilities(prepared, batch_size=batch_size, max_batch_tokens=max_batch_tokens)
         results = [self._to_prediction(row, top_k, threshold) for row in probs]
         return results[0] if single else results
 
@@ -262,3 +325,34 @@ class NewsClassifier:
             label, score = fallback, dict(ranked)[fallback]
         shown = ranked[:top_k] if top_k else ranked
         return Prediction(label=label, score=float(score), scores={k: float(v) for k, v in shown})
+
+    # -- deprecated routes to a probability (kept for callers outside the package) ----------------
+    def model_probabilities(self, articles: Sequence[ArticleText], batch_size: int = 32,
+                            max_batch_tokens: int | None = None) -> torch.Tensor:
+        """Deprecated: ``probabilities(articles, return_parts=True).encoder``."""
+        _deprecated("NewsClassifier.model_probabilities", "NewsClassifier.probabilities(articles, "
+                    "return_parts=True).encoder")
+        with torch.inference_mode():
+            return self._encoder_pass(list(articles), batch_size, max_batch_tokens)[0]
+
+    def calibrated_from_raw(self, raw: torch.Tensor, articles: Sequence[ArticleText],
+                            batch_size: int = 32) -> torch.Tensor:
+        """Deprecated: ``probabilities(articles, return_parts=True, reuse=raw).encoder``."""
+        _deprecated("NewsClassifier.calibrated_from_raw", "NewsClassifier.probabilities(articles, "
+                    "return_parts=True, reuse=raw).encoder")
+        with torch.inference_mode():
+            return self._encoder(list(articles), batch_size, None, raw)[0]
+
+    def route(self, articles: Sequence[ArticleText], model_probabilities=None) -> torch.Tensor:
+        """Deprecated: ``probabilities(articles)`` (``model_probabilities`` is ignored)."""
+        _deprecated("NewsClassifier.route", "NewsClassifier.probabilities(articles, batch_size, "
+                    "max_batch_tokens=...)")
+        return self.probabilities(articles)
+
+
+def _rows_of(reuse: "torch.Tensor | ProbabilityParts | None", rows: list[int]):
+    if reuse is None:
+        return None
+    if isinstance(reuse, ProbabilityParts):
+        return ProbabilityParts(reuse.final[rows], reuse.encoder[rows], reuse.encoder_uncalibrated[rows])
+    return reuse[rows]
