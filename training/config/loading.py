@@ -6,6 +6,7 @@ key, what was expected and what was given, before any model or dataset is loaded
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -74,7 +75,10 @@ def load_yaml(path: str | Path) -> dict:
 
 
 def build_dataclass(cls, data: dict, problems: list[str], prefix: str = ""):
-    """Instantiate ``cls`` from ``data``; append every problem to ``problems``."""
+    """Instantiate ``cls`` from ``data``; append every problem to ``problems``.
+
+    A field that fails keeps its default, so the object is still built and the cross-field
+    checks that follow can run: one pass reports type, range and cross-field errors together."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
@@ -86,15 +90,91 @@ def build_dataclass(cls, data: dict, problems: list[str], prefix: str = ""):
     kwargs = {}
     for name, value in data.items():
         if name in fields:
+            value = _over_section_default(fields[name], value)
             ok, converted = _coerce(hints[name], value, prefix + name, problems)
             if ok:
                 kwargs[name] = converted
     try:
-        obj = cls(**kwargs)
+        return cls(**kwargs)
     except (ValueError, TypeError) as err:
-        problems.append(str(err))
+        found, valid = _each_field_problem(cls, kwargs)
+        problems.extend(dict.fromkeys(found + str(err).splitlines()))  # one line each, no repeats
+    try:  # the fields that passed on their own, so cross-field checks see the user's values
+        return cls(**valid)
+    except (ValueError, TypeError):
         return None
-    return obj
+
+
+def _over_section_default(field: dataclasses.Field, value):
+    """A section given in YAML overrides the task's own default section key by key (the headline
+    task's ``train`` defaults differ from the topic task's), not the section class's defaults."""
+    if not (isinstance(value, dict) and field.default_factory is not dataclasses.MISSING):
+        return value
+    default = field.default_factory()
+    if not dataclasses.is_dataclass(default):
+        return value
+    return deep_merge(dataclasses.asdict(default), value)
+
+
+def _each_field_problem(cls, kwargs: dict) -> tuple[list[str], dict]:
+    """A section's own checks raise at the first problem; build it once per given field (the
+    rest at their defaults) to find every field's problem. Returns the problems and the fields
+    that passed."""
+    found, valid = [], {}
+    for name, value in kwargs.items():
+        try:
+            cls(**{name: value})
+        except (ValueError, TypeError) as err:
+            found.extend(str(err).splitlines())
+        else:
+            valid[name] = value
+    return found, valid
+
+
+def check_ranges(section, prefix: str, rules: list[tuple]) -> list[str]:
+    """Problems of ``section`` against ``rules``: ``(field, low, high, what)`` with ``low``/``high``
+    as ``("[", 0)`` (inclusive), ``("(", 0)`` (exclusive) or None (unbounded).
+
+    Each problem names the key, what was expected, what was given, and a valid example (the
+    field's default)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(section)}
+    problems = []
+    for name, low, high, what in rules:
+        value = getattr(section, name)
+        if value is None:
+            continue
+        if _in_range(value, low, high):
+            continue
+        expected = _describe(low, high, isinstance(value, int))
+        example = defaults.get(name)
+        fix = f"; e.g. {prefix}{name}={example}" if example is not dataclasses.MISSING else ""
+        problems.append(f"{prefix}{name}: expected {expected}{f' ({what})' if what else ''}, got {value!r}{fix}")
+    return problems
+
+
+def _in_range(value, low, high) -> bool:
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    if low and not (value > low[1] if low[0] == "(" else value >= low[1]):
+        return False
+    if high and not (value < high[1] if high[0] == ")" else value <= high[1]):
+        return False
+    return True
+
+
+def _describe(low, high, integer: bool) -> str:
+    kind = "an integer" if integer else "a number"
+    if low and high:
+        return f"{kind} in {low[0]}{low[1]}, {high[1]}{high[0]}"
+    if low:
+        return f"{kind} {'>' if low[0] == '(' else '>='} {low[1]}"
+    return f"{kind} {'<' if high[0] == ')' else '<='} {high[1]}"
+
+
+def raise_problems(problems: list[str]) -> None:
+    """For a section's ``__post_init__``: one ValueError listing every problem, one per line."""
+    if problems:
+        raise ValueError("\n".join(problems))
 
 
 def _coerce(tp, value, key: str, problems: list[str]):

@@ -1,15 +1,29 @@
 """Typed configs for the two training tasks. Every default lives here, with the reason for it."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
+from xinwen.inference.settings import TOPIC_LABELS
 from xinwen.inference.settings import TextSettings as TextSection
-from xinwen.training.config.loading import ConfigError, build_dataclass, deep_merge, load_yaml, parse_overrides
+from xinwen.training.config.loading import (
+    ConfigError,
+    build_dataclass,
+    check_ranges,
+    deep_merge,
+    load_yaml,
+    parse_overrides,
+    raise_problems,
+)
 
-TOPIC_LABELS = ["industry_policy", "transport", "trade", "safety", "other"]
+# Builtin corpora each task reads (training/data/topic.py, training/data/headline.py).
+BUILTIN_TOPIC_DATA = ("builtin:inews-topics",)
+BUILTIN_HEADLINE_DATA = ("builtin:inews-headlines",
+                         *(f"builtin:inews-headlines:{split}" for split in ("train", "dev", "test")))
+# Ranges as (low, high): ("[", x) / ("(", x) inclusive / exclusive lower bounds, ("]", x) / (")", x) upper.
+AT_LEAST_0, AT_LEAST_1 = ("[", 0), ("[", 1)
+ABOVE_0, BELOW_1, UP_TO_1 = ("(", 0), (")", 1), ("]", 1)
 
 
 @dataclass
@@ -30,6 +44,18 @@ class ModelSection:
     # Hidden-state dropout stays. None keeps the checkpoint's value.
     attention_dropout: Optional[float] = 0.0
 
+    def __post_init__(self):
+        raise_problems(non_empty(self, "model.", ["name_or_path"]) + check_ranges(self, "model.", [
+            ("freeze_layers", AT_LEAST_0, None, "bottom encoder layers kept frozen"),
+            ("attention_dropout", AT_LEAST_0, BELOW_1, "a probability; null keeps the checkpoint's"),
+        ]))
+
+
+def non_empty(section, prefix: str, names: list[str]) -> list[str]:
+    """Problems of string fields that must name something (a path, a column, a label)."""
+    return [f"{prefix}{name}: expected a non-empty string, got {getattr(section, name)!r}"
+            for name in names if getattr(section, name) is not None and not str(getattr(section, name)).strip()]
+
 
 @dataclass
 class DataSection:
@@ -49,6 +75,11 @@ class DataSection:
     # corpus is ~77% `other`: undersampling it balances the classes and cuts CPU time per epoch.
     # Project-written articles are always used.
     fallback_per_epoch: int = 800
+
+    def __post_init__(self):
+        raise_problems(
+            non_empty(self, "data.", ["train", "dev", "title_column", "body_column", "label_column", "id_column"])
+            + check_ranges(self, "data.", [("fallback_per_epoch", AT_LEAST_0, None, "0 = all of them")]))
 
 
 @dataclass
@@ -78,21 +109,39 @@ class TrainSection:
     mixed_precision: Literal["no", "fp16", "bf16", "auto"] = "auto"
     early_stopping_patience: int = 2
     eval_batch_size: int = 32
-    # Checkpoint (for resume) every N optimizer steps and at each epoch end.
+    # Checkpoint (for resume) every N optimizer steps and at each epoch end; 0 = at epoch ends only.
     checkpoint_every: int = 200
+    # Resumable checkpoints kept while training (the newest N). After a successful run they are
+    # pruned to this number; 0 = none, only the final model stays (checkpoints are ~80% of a
+    # folder's size and useless once the run finished).
     keep_checkpoints: int = 2
     resume: bool = True
+    # Training curves (loss, learning rate, dev metrics over steps) through accelerate's trackers,
+    # under output_dir/logs: "csv", "tensorboard" (pip install 'xinwen[tensorboard]') or "none".
+    # "none" by default: metrics.json holds the same curves (history, training_log), so a default
+    # run writes no extra files and needs no extra package (training/tracking.py).
+    report_to: Literal["none", "csv", "tensorboard"] = "none"
     # Cap on optimizer steps (0 = no cap); tests and quick demos shrink runs with it.
     max_steps: int = 0
     max_train_items: int = 0
     max_eval_items: int = 0
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size", "grad_accum", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"train.{name}: expected >= 1, got {getattr(self, name)}")
-        if not 0 < self.lr < 1:
-            raise ValueError(f"train.lr: expected 0 < lr < 1, got {self.lr}")
+        raise_problems(non_empty(self, "train.", ["output_dir"]) + check_ranges(self, "train.", [
+            *((name, AT_LEAST_1, None, "") for name in ("epochs", "batch_size", "grad_accum", "eval_batch_size")),
+            ("lr", ABOVE_0, BELOW_1, "a learning rate; negative would climb the loss"),
+            ("head_lr", ABOVE_0, BELOW_1, "a learning rate; negative would climb the loss"),
+            ("weight_decay", AT_LEAST_0, None, "AdamW decay; negative grows the weights"),
+            ("warmup_ratio", AT_LEAST_0, UP_TO_1, "a fraction of the optimizer steps"),
+            ("label_smoothing", AT_LEAST_0, BELOW_1, "probability mass moved off the gold label"),
+            ("prior_correction", AT_LEAST_0, None, "0 = off, 1 = the full correction"),
+            ("seed", AT_LEAST_0, (")", 2**32), "numpy and torch seeds"),
+            ("early_stopping_patience", AT_LEAST_1, None, "epochs without dev gain before stopping; "
+             "set it to train.epochs to never stop early"),
+            ("checkpoint_every", AT_LEAST_0, None, "optimizer steps; 0 = at epoch ends only"),
+            ("keep_checkpoints", AT_LEAST_0, None, "0 = none kept after a successful run"),
+            *((name, AT_LEAST_0, None, "0 = no cap") for name in ("max_steps", "max_train_items", "max_eval_items")),
+        ]))
 
 
 @dataclass
@@ -112,15 +161,13 @@ class LexicalSection:
     min_df: int = 2
 
     def __post_init__(self):
-        if not (math.isfinite(self.weight) and self.weight >= 0):
-            raise ValueError(f"lexical.weight: expected a finite number >= 0 (0 = encoder alone), got {self.weight}")
-        if not 1 <= self.ngram_max <= 5:
-            raise ValueError(f"lexical.ngram_max: expected 1..5, got {self.ngram_max}")
-        if not self.regularisation_c > 0:
-            raise ValueError(f"lexical.regularisation_c: expected > 0, got {self.regularisation_c}")
-        if self.max_features < 1 or self.min_df < 1:
-            raise ValueError(f"lexical.max_features / lexical.min_df: expected >= 1, got "
-                             f"{self.max_features} / {self.min_df}")
+        raise_problems(check_ranges(self, "lexical.", [
+            ("weight", AT_LEAST_0, None, "0 = encoder alone"),
+            ("ngram_max", AT_LEAST_1, ("]", 5), "longest character n-gram"),
+            ("regularisation_c", ABOVE_0, None, "inverse regularisation strength"),
+            ("max_features", AT_LEAST_1, None, ""),
+            ("min_df", AT_LEAST_1, None, "articles a feature must occur in"),
+        ]))
 
 
 @dataclass
@@ -135,21 +182,40 @@ class TopicConfig:
     threshold: float = 0.0
 
     def validate(self) -> list[str]:
-        problems = []
-        labels = self.data.labels
-        if len(labels) < 2 or len(set(labels)) != len(labels):
-            problems.append(f"data.labels: expected >= 2 distinct labels, got {labels}")
+        """Checks across fields and sections (each section checked its own ranges already)."""
+        labels, text = self.data.labels, self.text
+        problems = check_ranges(self, "", [("threshold", AT_LEAST_0, BELOW_1, "a calibrated probability")])
+        if len(labels) < 2 or len(set(labels)) != len(labels) or not all(str(l).strip() for l in labels):
+            problems.append(f"data.labels: expected >= 2 distinct non-empty labels, got {labels}")
         if self.data.fallback_label not in labels:
-            problems.append(
-                f"data.fallback_label: {self.data.fallback_label!r} is not in data.labels {labels}"
-            )
-        if not self.data.train.startswith("builtin:") and not self.data.dev:
-            problems.append("data.dev: a file-based train set needs a dev file for early stopping")
-        if not 0.0 <= self.threshold < 1.0:
-            problems.append(f"threshold: expected 0 <= x < 1, got {self.threshold}")
-        if self.model.freeze_layers < 0:
-            problems.append(f"model.freeze_layers: expected >= 0, got {self.model.freeze_layers}")
+            problems.append(f"data.fallback_label: expected one of data.labels {labels}, got "
+                            f"{self.data.fallback_label!r}; add it to data.labels or pick one of them")
+        problems += column_problems(self.data) + builtin_problems(self.data, BUILTIN_TOPIC_DATA, "early stopping")
+        # Windows overlap by at most half a window (inference/text.py chunk_ids cuts more).
+        if not 0 <= text.chunk_stride <= text.max_length // 2:
+            problems.append(f"text.chunk_stride: expected 0..text.max_length/2 ({text.max_length // 2}), "
+                            f"the tokens shared by neighbouring windows, got {text.chunk_stride}; e.g. "
+                            f"text.chunk_stride={min(32, text.max_length // 4)}")
         return problems
+
+
+def builtin_problems(data, valid: tuple[str, ...], needs: str) -> list[str]:
+    """The task's builtin corpus names, and a dev file beside a file-based train set."""
+    problems = []
+    for key, spec in (("data.train", data.train), ("data.dev", data.dev)):
+        if spec and spec.startswith("builtin:") and spec not in valid:
+            problems.append(f"{key}: expected one of {list(valid)} or a file path, got unknown builtin data {spec!r}")
+    if not data.train.startswith("builtin:") and not data.dev:
+        problems.append(f"data.dev: a file-based data.train ({data.train!r}) needs a dev file for {needs}; "
+                        "set data.dev=PATH")
+    return problems
+
+
+def column_problems(data) -> list[str]:
+    if data.title_column != data.body_column:
+        return []
+    return [f"data.title_column / data.body_column: expected two different columns, got {data.title_column!r} "
+            "for both; name the title and the body columns of your files"]
 
 
 @dataclass
@@ -169,6 +235,17 @@ class GenerationSection:
     # Beam width of the per-epoch dev score while training (greedy is ~4x cheaper; the report
     # after training uses num_beams).
     dev_num_beams: int = 1
+
+    def __post_init__(self):
+        raise_problems(check_ranges(self, "generation.", [
+            ("num_beams", AT_LEAST_1, None, "1 = greedy"),
+            ("dev_num_beams", AT_LEAST_1, None, "1 = greedy"),
+            ("length_penalty", None, None, ""),  # any finite number
+            ("no_repeat_ngram_size", AT_LEAST_0, None, "0 = off"),
+            ("min_new_tokens", AT_LEAST_1, None, "never an empty headline"),
+            ("max_new_tokens", AT_LEAST_1, None, ""),
+            ("repetition_penalty", ABOVE_0, None, "1.0 = off"),
+        ]))
 
 
 @dataclass
@@ -200,6 +277,14 @@ class HeadlineModelSection:
     # self-attention.
     cross_attention_init: Literal["random", "self"] = "random"
 
+    def __post_init__(self):
+        raise_problems(non_empty(self, "model.", ["name_or_path"]) + check_ranges(self, "model.", [
+            ("encoder_layers", AT_LEAST_0, None, "0 = all"),
+            ("decoder_layers", AT_LEAST_1, None, ""),
+            ("freeze_encoder_layers", AT_LEAST_0, None, ""),
+            ("attention_dropout", AT_LEAST_0, BELOW_1, "a probability; null keeps the checkpoint's"),
+        ]))
+
 
 @dataclass
 class HeadlineDataSection:
@@ -220,6 +305,15 @@ class HeadlineDataSection:
     min_body_cjk: int = 30
     min_title_overlap: float = 0.3
 
+    def __post_init__(self):
+        raise_problems(non_empty(self, "data.", ["train", "dev", "title_column", "body_column", "id_column"])
+                       + check_ranges(self, "data.", [
+                           ("min_title_cjk", AT_LEAST_0, None, "Chinese characters"),
+                           ("max_title_chars", AT_LEAST_1, None, ""),
+                           ("min_body_cjk", AT_LEAST_0, None, "Chinese characters"),
+                           ("min_title_overlap", AT_LEAST_0, UP_TO_1, "a fraction of the title's characters"),
+                       ]))
+
 
 @dataclass
 class HeadlineTextSection:
@@ -229,10 +323,10 @@ class HeadlineTextSection:
     prefix: str = ""
 
     def __post_init__(self):
-        if not 16 <= self.max_source_length <= 4096:
-            raise ValueError(f"text.max_source_length: expected 16..4096, got {self.max_source_length}")
-        if not 4 <= self.max_target_length <= 512:
-            raise ValueError(f"text.max_target_length: expected 4..512, got {self.max_target_length}")
+        raise_problems(check_ranges(self, "text.", [
+            ("max_source_length", ("[", 16), ("]", 4096), "tokens"),
+            ("max_target_length", ("[", 4), ("]", 512), "tokens"),
+        ]))
 
 
 @dataclass
@@ -249,27 +343,15 @@ class HeadlineConfig:
     generation: GenerationSection = field(default_factory=GenerationSection)
 
     def validate(self) -> list[str]:
-        problems = []
-        if not self.data.train.startswith("builtin:") and not self.data.dev:
-            problems.append("data.dev: a file-based train set needs a dev file for evaluation")
-        g = self.generation
-        if g.min_new_tokens < 1:
-            problems.append(f"generation.min_new_tokens: expected >= 1 (never an empty headline), got {g.min_new_tokens}")
+        """Checks across fields and sections (each section checked its own ranges already)."""
+        g, d = self.generation, self.data
+        problems = column_problems(d) + builtin_problems(d, BUILTIN_HEADLINE_DATA, "evaluation")
         if g.min_new_tokens > g.max_new_tokens:
-            problems.append(f"generation.min_new_tokens ({g.min_new_tokens}) must be <= "
-                            f"generation.max_new_tokens ({g.max_new_tokens})")
-        if g.num_beams < 1 or g.dev_num_beams < 1:
-            problems.append(f"generation.num_beams / dev_num_beams: expected >= 1, got {g.num_beams} / {g.dev_num_beams}")
-        m = self.model
-        for name in ("encoder_layers", "freeze_encoder_layers"):
-            if getattr(m, name) < 0:
-                problems.append(f"model.{name}: expected >= 0, got {getattr(m, name)}")
-        if m.decoder_layers < 1:
-            problems.append(f"model.decoder_layers: expected >= 1, got {m.decoder_layers}")
-        if m.attention_dropout is not None and not 0.0 <= m.attention_dropout < 1.0:
-            problems.append(f"model.attention_dropout: expected 0 <= x < 1 or null, got {m.attention_dropout}")
-        if not 0.0 <= self.data.min_title_overlap <= 1.0:
-            problems.append(f"data.min_title_overlap: expected 0..1, got {self.data.min_title_overlap}")
+            problems.append(f"generation.min_new_tokens: expected <= generation.max_new_tokens ({g.max_new_tokens}), "
+                            f"got {g.min_new_tokens}; lower it or raise max_new_tokens")
+        if d.min_title_cjk > d.max_title_chars:
+            problems.append(f"data.min_title_cjk: expected <= data.max_title_chars ({d.max_title_chars}), got "
+                            f"{d.min_title_cjk}; no title could pass both filters")
         return problems
 
 
@@ -286,7 +368,7 @@ def load_config(path: str | Path | None, overrides: list[str] = (), task: str | 
         raise ConfigError([f"task: expected one of {sorted(TASKS)}, got {task_name!r}"], source)
     problems: list[str] = []
     cfg = build_dataclass(TASKS[task_name], data, problems)
-    if cfg is not None and not problems:
+    if cfg is not None:  # fields that failed hold their defaults: cross-field checks still apply
         problems.extend(cfg.validate())
     if problems:
         raise ConfigError(problems, source)
