@@ -7,8 +7,8 @@ import pytest
 from scoring_helpers import single_thread  # noqa: F401  (autouse fixture)
 from tiny_models import topic_records
 
-from xinwen.inference.analyzer import NewsAnalyzer, batched_probabilities
-from xinwen.inference.topic.classifier import length_batches
+from xinwen.inference.analyzer import NewsAnalyzer
+from xinwen.inference.batching import length_batches
 from xinwen.inference.topic.classifier import NewsClassifier
 from xinwen.inference.text import as_article
 
@@ -50,8 +50,10 @@ def test_bad_items_name_their_index(classifier):
         analyzer.analyze(["铁路运输", 42])
     with pytest.raises(TypeError, match="index 2.*'body'"):
         analyzer.analyze(["铁路", "海关", {"title": "x", "body": 3}])
-    with pytest.raises(ValueError, match="index 0"):
+    with pytest.raises(ValueError, match="index 0 has neither a title nor a body"):
         analyzer.analyze([{"title": "", "body": ""}])
+    with pytest.raises(ValueError, match="top_k"):
+        analyzer.analyze(["铁路"], top_k=0)
 
 
 def test_agrees_with_the_classifier_and_applies_top_k_and_threshold(classifier):
@@ -74,8 +76,8 @@ def test_dynamic_batches_respect_the_token_budget_and_match_one_input_at_a_time(
         assert len(batch) * max(lengths[i] for i in batch) <= 80 or len(batch) == 1
     assert len(batches[0]) > 2, "short inputs share a batch larger than batch_size"
     articles = [as_article(r) for r in topic_records(3)]
-    alone = classifier.model_probabilities(articles, batch_size=1, max_batch_tokens=1)  # no padding at all
-    dynamic = batched_probabilities(classifier, articles, batch_size=2, max_batch_tokens=100)
+    alone = classifier.probabilities(articles, batch_size=1, max_batch_tokens=1)  # no padding at all
+    dynamic = classifier.probabilities(articles, batch_size=2, max_batch_tokens=100)
     assert (alone - dynamic).abs().max() < 1e-5
 
 
@@ -84,8 +86,10 @@ def test_headlines_come_from_one_batched_generator_call(classifier):
     analyzer = NewsAnalyzer(classifier, generator)
     items = ["铁路运输发展规划", {"title": "海关", "body": "进口贸易增长很快"}, {"title": "只有标题的文章"}]
     got = analyzer.analyze(items, headline_batch_size=8)
-    assert [g["headline"] for g in got] == ["铁路运输发展", "进口贸易增长", "只有标题的文"]
-    assert generator.calls == [(items, 8)]
+    # A title-only article is classified and gets no headline: it has one already.
+    assert [g["headline"] for g in got] == ["铁路运输发展", "进口贸易增长", None]
+    assert got[2]["label"] == classifier.predict(items[2]).label
+    assert generator.calls == [(items[:2], 8)]
     assert analyzer.analyze("港口物流")["headline"] == "港口物流"
 
 

@@ -18,8 +18,10 @@ def test_one_in_one_out_list_in_list_out(tiny_classifier_dir):
 
 def test_non_string_names_its_index(tiny_classifier_dir):
     clf = NewsClassifier.from_pretrained(tiny_classifier_dir)
-    with pytest.raises(TypeError, match="index 2"):
+    with pytest.raises(TypeError, match="index 2 must be a str or a mapping"):
         clf.predict(["一", "二", 3])
+    with pytest.raises(TypeError, match="index 1: field 'title' must be a string, got int"):
+        clf.predict(["一", {"title": 7, "body": "二"}])
 
 
 def test_top_k_and_threshold_fall_back_to_other(tiny_classifier_dir):
@@ -74,3 +76,35 @@ def test_wrong_model_path_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no config.json"):
         NewsClassifier.from_pretrained(tmp_path / "empty")
+
+
+def test_an_article_is_a_title_and_or_a_body(tiny_classifier_dir):
+    clf = NewsClassifier.from_pretrained(tiny_classifier_dir)
+    title_only = clf.predict({"title": "海关进口贸易"})
+    assert title_only.label in clf.labels
+    # The same words as a body give the same answer: a title-only article is read, not refused.
+    assert title_only.scores == pytest.approx(clf.predict("海关进口贸易").scores, abs=1e-6)
+    for empty in ("", "  \u3000\n", {"title": "", "body": ""}, {"title": None}, {}):
+        with pytest.raises(ValueError, match="article has neither a title nor a body with text"):
+            clf.predict(empty)
+    with pytest.raises(ValueError, match=r"index 1 has neither a title nor a body.*expected a non-empty 'title'"):
+        clf.predict(["铁路", {"body": " "}])
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"top_k": 0}, "top_k: expected None or an integer >= 1, got 0"),
+    ({"top_k": -2}, "top_k"), ({"top_k": 1.5}, "top_k"), ({"top_k": True}, "top_k"),
+    ({"threshold": 5}, "threshold: expected None or a probability between 0 and 1, got 5"),
+    ({"threshold": -0.1}, "threshold"), ({"threshold": float("nan")}, "threshold"),
+    ({"batch_size": 0}, "batch_size: expected an integer >= 1"),
+])
+def test_bad_arguments_name_the_argument(tiny_classifier_dir, kwargs, message):
+    clf = NewsClassifier.from_pretrained(tiny_classifier_dir)
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        clf.predict("海关", **kwargs)
+
+
+def test_top_k_one_and_threshold_bounds_are_accepted(tiny_classifier_dir):
+    clf = NewsClassifier.from_pretrained(tiny_classifier_dir)
+    assert len(clf.predict("海关", top_k=1).scores) == 1
+    assert clf.predict("海关", threshold=1.0).label == "other" and clf.predict("海关", threshold=0).label

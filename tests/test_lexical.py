@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from xinwen.inference import NewsClassifier
-from xinwen.inference.analyzer import batched_probabilities
 from xinwen.inference.topic.backends import export_classifier, load_classifier
 from xinwen.inference.topic.lexical import LEXICAL_JSON, LEXICAL_TENSORS, LexicalExpert, LexicalSettings
 from xinwen.inference.topic.ngram_model import NgramModel
@@ -36,13 +35,14 @@ def test_the_product_of_experts_follows_its_formula():
     expert = _keyword_expert(weight=0.5, temperature=2.0)
     lexical = expert.probabilities(articles, LABELS)
     assert lexical[0].argmax() == LABELS.index("trade") and torch.allclose(lexical[1], torch.full((5,), 0.2))
-    fused = expert.fuse(articles, encoder, LABELS)
+    fused = expert.combine(encoder, lexical)
     expected = torch.softmax((encoder.log() + 0.5 * lexical.clamp_min(1e-9).log()) / 2.0, -1)
     assert torch.allclose(fused, expected, atol=1e-6)
     assert fused[0].argmax() == LABELS.index("trade")  # the keyword overrules a weak encoder
     # A flat lexical answer leaves the encoder's ranking; weight 0 and T 1 leave its numbers.
     assert fused[1].argmax() == encoder[1].argmax()
-    assert torch.allclose(_keyword_expert(weight=0.0).fuse(articles, encoder, LABELS), encoder, atol=1e-6)
+    flat = _keyword_expert(weight=0.0)
+    assert torch.allclose(flat.combine(encoder, flat.probabilities(articles, LABELS)), encoder, atol=1e-6)
     # Probabilities come back in the model's label order, whatever the expert's order.
     shuffled = _keyword_expert(weight=0.5, labels=list(reversed(LABELS)))
     assert torch.allclose(shuffled.probabilities(articles, LABELS), lexical, atol=1e-6)
@@ -60,9 +60,12 @@ def test_every_inference_path_applies_the_saved_expert(tiny_classifier_dir, tmp_
     alone = NewsClassifier.from_pretrained(folder, device="cpu", lexical=False)
     assert alone.lexical is None and with_expert.lexical.settings.weight == 1.0
     encoder = alone.probabilities(articles)
-    expected = with_expert.lexical.fuse(articles, encoder, with_expert.labels)
+    expert = with_expert.lexical
+    expected = expert.combine(encoder, expert.probabilities(articles, with_expert.labels))
     assert torch.allclose(with_expert.probabilities(articles), expected, atol=1e-6)
-    assert torch.allclose(batched_probabilities(with_expert, articles), expected, atol=1e-5)
+    assert torch.allclose(with_expert.probabilities(articles, batch_size=1, max_batch_tokens=8), expected, atol=1e-5)
+    parts = with_expert.probabilities(articles, return_parts=True)
+    assert torch.allclose(parts.encoder, encoder, atol=1e-6) and torch.allclose(parts.final, expected, atol=1e-6)
     assert with_expert.predict({"title": "海关", "body": "海关数据"}).label == "trade"
     assert not torch.allclose(expected, encoder)
 
@@ -71,9 +74,9 @@ def test_every_inference_path_applies_the_saved_expert(tiny_classifier_dir, tmp_
     export_classifier(folder, out, int8=True)
     assert (out / LEXICAL_JSON).is_file() and (out / LEXICAL_TENSORS).is_file()
     exported = load_classifier(out)
-    exported_encoder = exported.model_probabilities(articles)
+    exported_parts = exported.probabilities(articles, return_parts=True)
     assert torch.allclose(exported.probabilities(articles),
-                          exported.lexical.fuse(articles, exported_encoder, exported.labels), atol=1e-6)
+                          exported.lexical.combine(exported_parts.encoder, exported_parts.ngram), atol=1e-6)
     assert exported.predict({"title": "海关", "body": "海关数据"}).label == "trade"
 
 
@@ -182,14 +185,15 @@ def test_int8_checked_rechecks_answers_the_expert_made_fragile(tiny_classifier_d
     articles whose final probabilities are close back through fp32."""
     import shutil
 
-    from xinwen.inference.topic import backends
+    from xinwen.inference.topic import runtimes
 
     folder = tmp_path / "clf"
     shutil.copytree(tiny_classifier_dir, folder)
     _keyword_expert(weight=1.0).save(folder)
     articles = [as_article({"title": "海关", "body": "海关数据"}), as_article("学生在家"), as_article("铁路工人")]
     reference = NewsClassifier.from_pretrained(folder, device="cpu").probabilities(articles)
-    monkeypatch.setattr(backends, "fragile_rows", lambda probs, margin, threshold=0.0: torch.zeros(len(probs), dtype=torch.bool))
+    # The backend's own row check off: only the classifier's check of final answers remains.
+    monkeypatch.setattr(runtimes, "fragile_rows", lambda probs, margin, threshold=0.0: torch.zeros(len(probs), dtype=torch.bool))
     checked = load_classifier(folder, backend="int8-checked")
     checked.model.margin = 2.0  # every final answer counts as fragile (gaps are at most 1)
     assert torch.allclose(checked.probabilities(articles), reference, atol=1e-6)

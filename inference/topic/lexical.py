@@ -12,7 +12,8 @@ The n-gram model is fitted with balanced class weights, so its probabilities car
 and the product keeps the encoder's corpus prior once. ``temperature`` is fitted on dev after the
 product (the encoder's own temperature is applied before it). Measured in docs/benchmarks.md
 ("Fifth session"). ``transformers.pipeline`` does not know about this file and gives the
-encoder's answer alone; ``NewsClassifier``, ``xinwen eval`` and ``xinwen score`` apply the product.
+encoder's answer alone; ``NewsClassifier.probabilities`` applies the product (so ``predict``,
+``xinwen eval`` and ``xinwen score`` do).
 
 Stored beside the model as ``lexical.json`` (weight, temperature, fit report, vocabulary) and
 ``lexical.safetensors`` (idf, weights): no pickles.
@@ -70,10 +71,6 @@ class LexicalExpert:
         """The product of experts (module docstring); ``temperature`` defaults to the fitted one."""
         t = self.settings.temperature if temperature is None else temperature
         return torch.softmax(self.logits(encoder_probs, lexical_probs) / t, dim=-1)
-
-    def fuse(self, articles: Sequence[ArticleText], encoder_probs: torch.Tensor,
-             model_labels: Sequence[str]) -> torch.Tensor:
-        return self.combine(encoder_probs, self.probabilities(articles, model_labels))
 
     # -- files -----------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:

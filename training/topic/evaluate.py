@@ -16,7 +16,7 @@ from xinwen.training.config.sections import TopicConfig, load_config
 from xinwen.training.config.loading import ConfigError
 from xinwen.training.data.files import load_labelled
 from xinwen.training.topic.lexical_fit import fit_tfidf
-from xinwen.training.data.topic import BUILTIN_TOPICS, _load, load_topic_splits
+from xinwen.training.data.topic import BUILTIN_TOPICS, load_records, load_topic_splits
 
 logger = logging.getLogger(__name__)
 
@@ -40,23 +40,31 @@ def _same_ngram_model(a: NgramModel | None, b: NgramModel) -> bool:
             and np.array_equal(a.weights, b.weights) and np.array_equal(a.bias, b.bias))
 
 
+def spec_records(spec: str, split: str, cfg: TopicConfig, labelled: bool = True) -> list[dict]:
+    """Records of ``spec``: ``builtin:NAME[@SPLIT]`` (``split`` when none is named) or a data file,
+    read with the config's columns (and its labels when ``labelled``)."""
+    if spec.startswith("builtin:"):
+        name, _, chosen = spec.partition("@")
+        return load_records(name, chosen or split, cfg)
+    d = cfg.data
+    if not labelled:
+        return load_labelled(spec, d.title_column, d.body_column, None, d.id_column, None)
+    return load_labelled(spec, d.title_column, d.body_column, d.label_column, d.id_column, d.labels)
+
+
 def _eval_records(cfg: TopicConfig, data: str | None) -> tuple[str, list[dict]]:
     if data is None:
         spec = cfg.data.dev or BUILTIN_TOPICS
-        return f"dev ({spec})", _load(spec, "dev", cfg)
-    if data.startswith("builtin:"):
-        name, _, split = data.partition("@")
-        return data, _load(name, split or "dev", cfg)
-    d = cfg.data
-    return data, load_labelled(data, d.title_column, d.body_column, d.label_column, d.id_column, d.labels)
+        return f"dev ({spec})", spec_records(spec, "dev", cfg)
+    return data, spec_records(data, "dev", cfg)
 
 
 def render_markdown(results: dict) -> str:
     labels = results["labels"]
     systems = results["systems"]
     head = "| | " + " | ".join(systems) + " |\n|---|" + "---|" * len(systems) + "\n"
-    rows = [f"| accuracy | " + " | ".join(f"{systems[s]['accuracy']:.3f}" for s in systems) + " |",
-            f"| **macro-F1** | " + " | ".join(f"**{systems[s]['macro_f1']:.3f}**" for s in systems) + " |"]
+    rows = ["| accuracy | " + " | ".join(f"{systems[s]['accuracy']:.3f}" for s in systems) + " |",
+            "| **macro-F1** | " + " | ".join(f"**{systems[s]['macro_f1']:.3f}**" for s in systems) + " |"]
     for lab in labels:
         rows.append(f"| F1 {lab} (n={systems[next(iter(systems))]['per_class'][lab]['support']}) | " +
                     " | ".join(f"{systems[s]['per_class'][lab]['f1']:.3f}" for s in systems) + " |")
@@ -105,40 +113,31 @@ def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str |
         dev_probabilities = None  # computed with the saved settings
     labels = clf.labels if set(clf.labels) == set(labels) else labels
     articles = [as_article(r, i) for i, r in enumerate(records)]
-    temperature = clf.settings.temperature
-    if data is None and dev_probabilities is not None and len(dev_probabilities) == len(records):
-        raw = dev_probabilities
-    else:
-        clf.settings.temperature = 1.0
-        raw = clf.model_probabilities(articles)
-        clf.settings.temperature = temperature
-    encoder = clf.calibrated_from_raw(raw, articles)  # what NewsClassifier.predict computes
+    reuse = dev_probabilities if data is None and dev_probabilities is not None and \
+        len(dev_probabilities) == len(records) else None
+    parts = clf.probabilities(articles, return_parts=True, reuse=reuse)  # what NewsClassifier.predict reads
     gold_idx = np.array([clf.labels.index(g) for g in gold])
 
     def report(probs: torch.Tensor) -> dict:
         return classification_report(gold, [clf.labels[i] for i in probs.argmax(1).tolist()], labels)
 
-    lexical = None
+    systems = {"xinwen": report(parts.final)}
     if clf.lexical is None:
-        final, uncalibrated, final_t = encoder, raw, temperature
-        systems = {"xinwen": report(final)}
+        uncalibrated, final_t = parts.encoder_uncalibrated, clf.settings.temperature
     else:
-        lexical = clf.lexical.probabilities(articles, clf.labels)
-        final_t = clf.lexical.settings.temperature
-        final = clf.lexical.combine(encoder, lexical)
-        uncalibrated = clf.lexical.combine(encoder, lexical, temperature=1.0)
-        systems = {"xinwen": report(final), "encoder_alone": report(encoder)}
+        uncalibrated, final_t = torch.softmax(parts.product_logits, -1), clf.lexical.settings.temperature
+        systems["encoder_alone"] = report(parts.encoder)
     results = {"data": name, "n": len(records), "labels": labels, "systems": systems,
                "text": {"long_text": clf.settings.text.long_text, "max_length": clf.settings.text.max_length},
                "lexical_weight": clf.lexical.settings.weight if clf.lexical else 0.0,
                "calibration": {"temperature": final_t,
                                "ece_uncalibrated": expected_calibration_error(uncalibrated.numpy(), gold_idx),
-                               "ece_calibrated": expected_calibration_error(final.numpy(), gold_idx)}}
+                               "ece_calibrated": expected_calibration_error(parts.final.numpy(), gold_idx)}}
     if baseline:
-        if lexical is not None and _same_ngram_model(fitted_baseline, clf.lexical.ngrams):
+        if parts.ngram is not None and _same_ngram_model(fitted_baseline, clf.lexical.ngrams):
             # Right after training with the baseline's settings the saved expert is that very fit:
             # its probabilities on these records are already computed.
-            predicted = [clf.labels[i] for i in lexical.argmax(1).tolist()]
+            predicted = [clf.labels[i] for i in parts.ngram.argmax(1).tolist()]
         else:
             predicted = tfidf_baseline(load_topic_splits(cfg)[0], labels, fitted_baseline)(records)
         systems["tfidf_char_lr"] = classification_report(gold, predicted, labels)

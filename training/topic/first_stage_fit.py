@@ -17,14 +17,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from xinwen.inference.analyzer import batched_probabilities
 from xinwen.inference.topic.classifier import NewsClassifier
 from xinwen.inference.topic.first_stage import FirstStage, FirstStageSettings
 from xinwen.inference.text import ArticleText, as_article, classifier_text
 from xinwen.training.config.sections import TopicConfig, load_config
-from xinwen.training.data.files import DataError, load_labelled
+from xinwen.training.data.files import DataError
 from xinwen.training.topic.ngram_fit import fit_ngram_model
-from xinwen.training.data.topic import BUILTIN_TOPICS, _load, load_topic_splits
+from xinwen.training.data.topic import BUILTIN_TOPICS, load_topic_splits
+from xinwen.training.topic.evaluate import spec_records
 
 logger = logging.getLogger(__name__)
 
@@ -69,19 +69,11 @@ def choose_accept_level(top: np.ndarray, agree: np.ndarray, agreement: float, mi
     return level
 
 
-def _records(spec: str, split: str, cfg: TopicConfig) -> list[dict]:
-    if spec.startswith("builtin:"):
-        name, _, chosen = spec.partition("@")
-        return _load(name, chosen or split, cfg)
-    d = cfg.data
-    return load_labelled(spec, d.title_column, d.body_column, None, d.id_column, None)
-
-
 def _teacher(clf: NewsClassifier, articles: list[ArticleText], name: str, batch_size: int) -> torch.Tensor:
     # Slices of 256 articles: a progress bar over a several-minute pass, same numbers as one call.
     parts = []
     for start in tqdm(range(0, len(articles), 256), desc=f"classifier on {name}", unit="x256"):
-        parts.append(batched_probabilities(clf, articles[start : start + 256], batch_size))
+        parts.append(clf.probabilities(articles[start : start + 256], batch_size))
     return torch.cat(parts) if parts else torch.zeros((0, len(clf.labels)))
 
 
@@ -94,8 +86,8 @@ def fit_first_stage(opts: FirstStageOptions) -> dict:
     if opts.data is None and opts.holdout is None:
         fit_records, hold_records = load_topic_splits(cfg)
     else:
-        fit_records = _records(opts.data or cfg.data.train, "train", cfg)
-        hold_records = _records(opts.holdout or cfg.data.dev or BUILTIN_TOPICS, "dev", cfg)
+        fit_records = spec_records(opts.data or cfg.data.train, "train", cfg, labelled=False)
+        hold_records = spec_records(opts.holdout or cfg.data.dev or BUILTIN_TOPICS, "dev", cfg, labelled=False)
     if not fit_records or not hold_records:
         raise DataError("first stage: the fitting and the held-out articles must both be non-empty")
     teacher = NewsClassifier.from_pretrained(folder, device="cpu", first_stage=False)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
+from xinwen.inference.topic.classifier import NewsClassifier
 from xinwen.inference.topic.lexical import LexicalExpert, LexicalSettings
 from xinwen.inference.topic.ngram_model import NgramModel
 from xinwen.inference.text import ArticleText, as_article, classifier_text
@@ -35,31 +36,33 @@ def same_fit_as_baseline(section: LexicalSection) -> bool:
                for k in ("ngram_max", "regularisation_c", "max_features", "min_df"))
 
 
-def fit_lexical_expert(section: LexicalSection, train_records: Sequence[dict], labels: Sequence[str],
-                       dev_articles: Sequence[ArticleText], dev_encoder_probs: torch.Tensor,
-                       dev_gold: Sequence[str]) -> tuple[LexicalExpert, torch.Tensor]:
+def fit_lexical_expert(section: LexicalSection, train_records: Sequence[dict], classifier: NewsClassifier,
+                       dev_articles: Sequence[ArticleText], dev_gold: Sequence[str],
+                       reuse: torch.Tensor | None = None) -> tuple[LexicalExpert, torch.Tensor]:
     """The n-gram model on the training records, its product temperature fitted on dev; the
     report holds dev macro-F1 with and without it. Also returns the product's dev probabilities.
 
-    ``dev_encoder_probs``: the encoder's calibrated dev probabilities, exactly as
-    ``NewsClassifier.model_probabilities`` gives them."""
+    ``classifier``: the calibrated encoder (its first stage and expert are not used); ``reuse``:
+    its dev probabilities at T = 1 when already computed (``NewsClassifier.probabilities``)."""
     t0 = time.time()
+    labels = classifier.labels
     logger.info("fitting the lexical expert (character TF-IDF + LR on %d articles; about a minute on 2 cores)",
                 len(train_records))
     expert = LexicalExpert(LexicalSettings(weight=section.weight), fit_tfidf(train_records, labels, section))
-    lexical_dev = expert.probabilities(dev_articles, labels)
+    with_expert = classifier.with_experts(lexical=expert)
+    parts = with_expert.probabilities(dev_articles, return_parts=True, reuse=reuse)
     gold_idx = torch.tensor([labels.index(g) for g in dev_gold])
-    expert.settings.temperature = fit_temperature(expert.logits(dev_encoder_probs, lexical_dev), gold_idx)
+    expert.settings.temperature = fit_temperature(parts.product_logits, gold_idx)
+    final_dev = with_expert.probabilities(dev_articles, reuse=parts)  # at the fitted temperature
 
     def dev_f1(probs: torch.Tensor) -> float:
         return classification_report(list(dev_gold), [labels[i] for i in probs.argmax(1).tolist()], labels)["macro_f1"]
 
-    final_dev = expert.combine(dev_encoder_probs, lexical_dev)
     expert.settings.report = {
         "train_records": len(train_records), "ngrams": len(expert.ngrams.vocabulary),
         "ngram_max": section.ngram_max, "regularisation_c": section.regularisation_c,
         "min_df": section.min_df, "class_weight": "balanced", "seconds": round(time.time() - t0, 1),
-        "dev_macro_f1_encoder_alone": dev_f1(dev_encoder_probs),
+        "dev_macro_f1_encoder_alone": dev_f1(parts.encoder),
         "dev_macro_f1_with_lexical": dev_f1(final_dev),
     }
     logger.info("lexical expert: %d n-grams, weight %.2f, temperature %.2f; dev macro-F1 %.4f -> %.4f (%.0fs)",
@@ -77,7 +80,6 @@ def fit_lexical_into(model_dir: str, weight: float | None = None) -> dict:
     from dataclasses import replace
     from pathlib import Path
 
-    from xinwen.inference.topic.classifier import NewsClassifier
     from xinwen.inference.topic.first_stage import STAGE_JSON, remove_first_stage
     from xinwen.inference.topic.lexical import LEXICAL_JSON, remove_lexical
     from xinwen.training.config.sections import TopicConfig, load_config
@@ -103,9 +105,7 @@ def fit_lexical_into(model_dir: str, weight: float | None = None) -> dict:
         train_recs, dev_recs = load_topic_splits(cfg)
         clf = NewsClassifier.from_pretrained(folder, device="cpu", first_stage=False, lexical=False)
         dev_articles = [as_article(r, i) for i, r in enumerate(dev_recs)]
-        encoder = clf.model_probabilities(dev_articles)
-        expert, _ = fit_lexical_expert(section, train_recs, clf.labels, dev_articles, encoder,
-                                       [r["label"] for r in dev_recs])
+        expert, _ = fit_lexical_expert(section, train_recs, clf, dev_articles, [r["label"] for r in dev_recs])
         report = {"weight": section.weight, "temperature": expert.settings.temperature, **expert.settings.report}
     elif not had_expert:
         logger.info("%s has no lexical expert; nothing to remove", folder)
