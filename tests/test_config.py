@@ -13,7 +13,7 @@ def test_every_shipped_config_loads_and_starts_with_its_command(path):
     cfg = load_config(path)
     assert isinstance(cfg, (TopicConfig, HeadlineConfig))
     first = path.read_text(encoding="utf-8").splitlines()[0]
-    assert first.startswith("# xinwen train configs/" + path.name)
+    assert first.startswith(f"# xinwen train {path.stem} ")
 
 
 def test_dotted_overrides_are_parsed_as_yaml_and_typed():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 
 logger = logging.getLogger("xinwen")
@@ -17,9 +18,14 @@ def _offline_defaults() -> None:
 
 
 def _cmd_train(args) -> int:
+    from xinwen.training.config.loading import resolve_config
     from xinwen.training.config.sections import load_config
 
-    cfg = load_config(args.config, args.overrides)
+    path = resolve_config(args.config)
+    cfg = load_config(path, args.overrides)
+    if args.print_config:
+        _print_config(cfg, path, args.overrides)
+        return 0
     if cfg.task == "topic":
         from xinwen.training.topic.train import train_topic
         from xinwen.training.topic.evaluate import evaluate_topic_folder
@@ -37,6 +43,37 @@ def _cmd_train(args) -> int:
         if not args.no_eval:
             evaluate_headline_folder(cfg.train.output_dir, data=None)
     return 0
+
+
+def _print_config(cfg, path, overrides: list[str]) -> None:
+    import yaml
+
+    from xinwen.training.config.loading import to_dict
+
+    header = f"# resolved from {path}" + (f" with {' '.join(overrides)}" if overrides else "") + ", every default filled in\n"
+    print(header + yaml.safe_dump(to_dict(cfg), allow_unicode=True, sort_keys=False), end="")  # the answer
+
+
+def _cmd_configs(args) -> int:
+    from xinwen.training.config.loading import ConfigError, bundled_configs
+
+    bundled = bundled_configs()
+    if args.name is None:
+        for name, path in bundled.items():
+            print(f"{name:10s} {_summary(path)}")  # the command's answer
+        print("\nrun one: xinwen train NAME [key=value ...]; show one: xinwen configs NAME")
+        return 0
+    if args.name not in bundled:
+        raise ConfigError([f"no bundled config {args.name!r}; expected one of {sorted(bundled)}"], "xinwen configs")
+    print(bundled[args.name].read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def _summary(path) -> str:
+    """The first comment line after the command line: what the config trains."""
+    comments = [line.lstrip("# ").strip() for line in path.read_text(encoding="utf-8").splitlines()
+                if line.startswith("#")]
+    return next((c for c in comments[1:] if c), "")
 
 
 def _cmd_eval(args) -> int:
@@ -102,15 +139,24 @@ def _cmd_prepare(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from xinwen import __version__
+
     parser = argparse.ArgumentParser(prog="xinwen", description="Chinese news topics and headlines")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--version", action="version", version=f"xinwen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train from a YAML config (+ key=value overrides)")
-    p.add_argument("config")
+    p = sub.add_parser("train", help="train from a bundled config (topic, headline) or a YAML file (+ key=value overrides)")
+    p.add_argument("config", help="a bundled config name (`xinwen configs` lists them) or a YAML path")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.epochs=2")
     p.add_argument("--no-eval", action="store_true", help="skip the evaluation report after training")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config (every default filled in) and exit without training")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("configs", help="list the bundled configs, or print one")
+    p.add_argument("name", nargs="?", default=None, help="print this config (e.g. topic)")
+    p.set_defaults(func=_cmd_configs)
 
     p = sub.add_parser("eval", help="evaluate a trained folder, beside a baseline")
     p.add_argument("model_dir")
@@ -163,11 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     _offline_defaults()
     parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("httpx", "urllib3", "filelock", "datasets", "accelerate"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    args = _parse(parser, argv)
+    _setup_logging(args.verbose)
     from xinwen.training.config.loading import ConfigError
     from xinwen.training.data.files import DataError
 
@@ -176,6 +219,48 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, FileNotFoundError) as err:
         logger.error("%s", err)
         return 2
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Like ``parse_args``, but ``train`` overrides may also follow its options
+    (``xinwen train topic --print-config train.epochs=1``), which argparse alone refuses."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "train" and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("httpx", "urllib3", "filelock", "datasets", "accelerate"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not sys.stderr.isatty():  # a log file: no colour codes in it
+        _strip_ansi_from_records()
+
+
+def _strip_ansi_from_records() -> None:
+    """Libraries (transformers' load report) put colour codes in their messages and log through
+    their own handlers; cleaning each record as it is made reaches every handler."""
+    make_record = logging.getLogRecordFactory()
+    if getattr(make_record, "strips_ansi", False):
+        return
+
+    def plain_record(*args, **kwargs):
+        record = make_record(*args, **kwargs)
+        if isinstance(record.msg, str):
+            record.msg = ANSI_ESCAPE.sub("", record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(ANSI_ESCAPE.sub("", a) if isinstance(a, str) else a for a in record.args)
+        return record
+
+    plain_record.strips_ansi = True
+    logging.setLogRecordFactory(plain_record)
 
 
 if __name__ == "__main__":

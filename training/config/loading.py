@@ -248,3 +248,25 @@ def to_dict(obj) -> dict:
 
 def save_yaml(obj, path: Path) -> None:
     path.write_text(yaml.safe_dump(to_dict(obj), allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def bundled_configs() -> dict[str, Path]:
+    """The configs installed with the package (``xinwen.configs``), by name: topic, headline, ..."""
+    from importlib import resources
+
+    folder = Path(str(resources.files("xinwen.configs")))
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def resolve_config(name_or_path: str | Path) -> Path:
+    """A config file path, or the name of a bundled config (``topic`` -> its installed YAML).
+
+    A path that exists wins over a bundled name, so a local ``topic`` file is never shadowed."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    bundled = bundled_configs()
+    if str(name_or_path) in bundled:
+        return bundled[str(name_or_path)]
+    raise ConfigError([f"{str(name_or_path)!r} is neither a config file nor a bundled config; expected a "
+                       f"YAML path or one of {sorted(bundled)} (`xinwen configs` lists them)"], "xinwen train")
