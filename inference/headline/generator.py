@@ -15,8 +15,9 @@ from pathlib import Path
 
 import torch
 
-from xinwen.inference.headline.text import encoder_text, headline_source, lead_headline, tighten_spaces
+from xinwen.inference.batching import length_batches, pad_batch
 from xinwen.inference.encoders.loading import check_model_source, pick_device
+from xinwen.inference.headline.text import encoder_text, headline_source, lead_headline, tighten_spaces
 from xinwen.inference.settings import SETTINGS_FILE
 from xinwen.inference.text import Article, as_article
 
@@ -81,15 +82,14 @@ class HeadlineGenerator:
         return cls(model.to(dev), tokenizer, settings, dev)
 
     def sources(self, items: Sequence[Article], indexed: bool = True) -> list[str]:
-        """The prepared source text of each item (what the model and the lead baseline read)."""
+        """The prepared source text of each item (what the model and the lead baseline read).
+
+        An article is a title and/or a body (``as_article``; neither is a ValueError naming its
+        index); a title-only one is rewritten from its title."""
         out = []
         for i, item in enumerate(items):
             article = as_article(item, i if indexed else None)
-            source = headline_source(article) or article.title  # a title-only item: rewrite it
-            if not source.strip():
-                where = f"article at index {i}" if indexed else "article"
-                raise ValueError(f"{where}: the body is empty; a headline needs some text")
-            out.append(source)
+            out.append(headline_source(article) or article.title)
         return out
 
     def encode(self, sources: Sequence[str]) -> list[list[int]]:
@@ -106,18 +106,11 @@ class HeadlineGenerator:
         are never passed."""
         config = generation_settings(self.model.generation_config, overrides)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        order = sorted(range(len(encoded)), key=lambda k: len(encoded[k]))
         results: list[list[int]] = [[] for _ in encoded]
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            width = max(len(encoded[k]) for k in chunk)
-            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, k in enumerate(chunk):
-                ids[row, : len(encoded[k])] = torch.tensor(encoded[k])
-                mask[row, : len(encoded[k])] = 1
-            out = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                      generation_config=config)
+        for chunk in length_batches([len(ids) for ids in encoded], batch_size):
+            batch = pad_batch([encoded[k] for k in chunk], pad_id)
+            out = self.model.generate(input_ids=batch["input_ids"].to(self.device),
+                                      attention_mask=batch["attention_mask"].to(self.device), generation_config=config)
             for row, k in enumerate(chunk):
                 results[k] = out[row].tolist()
         return results
