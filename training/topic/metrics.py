@@ -48,6 +48,8 @@ def fit_temperature(logits: torch.Tensor, gold_idx: torch.Tensor) -> float:
 
 
 def plot_confusion(report: dict, title: str, path) -> None:
+    """Confusion matrix as a PNG: colours are row-normalised (the share of each gold label's
+    articles), so a rare topic's cells are as readable as `other`'s; each cell shows its count."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,16 +57,18 @@ def plot_confusion(report: dict, title: str, path) -> None:
 
     labels = report["confusion_matrix"]["labels"]
     cm = np.array(report["confusion_matrix"]["rows_gold_cols_pred"])
-    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2, 1.1 * len(labels) + 1.5))
-    ax.imshow(cm, cmap="Blues")
+    share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 3, 1.1 * len(labels) + 1.5))
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the gold label's articles")
     ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), [f"{lab} ({n})" for lab, n in zip(labels, cm.sum(axis=1))])
     ax.set_xlabel("predicted")
-    ax.set_ylabel("gold")
+    ax.set_ylabel("gold (articles)")
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
-                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+            ax.text(j, i, f"{cm[i, j]}\n{share[i, j]:.0%}", ha="center", va="center", fontsize=8,
+                    color="white" if share[i, j] > 0.5 else "black")
     ax.set_title(f"{title}\nmacro-F1 {report['macro_f1']:.3f}, accuracy {report['accuracy']:.3f}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
