@@ -24,9 +24,9 @@ def test_every_bad_jsonl_record_is_rejected_with_line_and_reason(tmp_path, analy
     lines = [
         good[0],                                                  # 1
         '{"id": "broken", "body": "海关',                         # 2 malformed JSON
-        '{"id": "nobody", "title": "铁路运输"}',                   # 3 missing field
+        '{"id": "nobody", "text": "铁路运输"}',                    # 3 missing field (neither title nor body)
         '{"id": "nullbody", "body": null}',                       # 4 missing field (null)
-        '{"id": "empty", "title": "海关", "body": "  \\u3000 "}',  # 5 empty body after cleaning
+        '{"id": "empty", "title": " ", "body": "  \\u3000 "}',   # 5 empty article after cleaning
         '{"id": "number", "body": 42}',                           # 6 non-text body
         '{"id": "list", "body": ["铁路"]}',                        # 7 non-text body
         '["not", "an", "object"]',                                # 8 not an object
@@ -44,7 +44,7 @@ def test_every_bad_jsonl_record_is_rejected_with_line_and_reason(tmp_path, analy
 
     rejects = {r["line"]: r for r in read_jsonl(tmp_path / "out.jsonl.rejects.jsonl")}
     assert {line: r["kind"] for line, r in rejects.items()} == {
-        2: "malformed_json", 3: "missing_field", 4: "missing_field", 5: "empty_body", 6: "non_text",
+        2: "malformed_json", 3: "missing_field", 4: "missing_field", 5: "empty_article", 6: "non_text",
         7: "non_text", 8: "not_an_object", 10: "oversize", 13: "non_text", 14: "undecodable"}
     assert "column" in rejects[2]["reason"] and "'body'" in rejects[3]["reason"]
     assert "int" in rejects[6]["reason"] and "over --max-record-bytes 1000" in rejects[10]["reason"]
@@ -79,7 +79,7 @@ def test_malformed_csv_rows_are_rejected_and_a_stray_quote_costs_one_row(tmp_pat
     text += 'long,a,b,c\n'                                      # line 5: too many fields
     text += 'quote,"unclosed title,铁路\n'                       # line 6: stray quote swallowing what follows
     text += _csv_text([[r["id"], r["title"], r["body"]] for r in recs[2:4]])   # lines 7-8 must survive
-    text += 'blank,标题,\n'                                      # line 9: empty body
+    text += 'blank,,\n'                                         # line 9: neither title nor body
     text += _csv_text([["multi", "标题", "铁路运输\n港口物流"]])   # lines 10-11: a legal multi-line field
     text += _csv_text([[recs[4]["id"], recs[4]["title"], recs[4]["body"]]])  # line 12
     path = tmp_path / "in.csv"
@@ -88,7 +88,7 @@ def test_malformed_csv_rows_are_rejected_and_a_stray_quote_costs_one_row(tmp_pat
     summary = score(analyzer, tiny_classifier_dir, path, out, chunk_size=3)
 
     rejects = {r["line"]: r["kind"] for r in read_jsonl(tmp_path / "out.csv.rejects.jsonl")}
-    assert rejects == {4: "malformed_csv", 5: "malformed_csv", 6: "malformed_csv", 9: "empty_body"}
+    assert rejects == {4: "malformed_csv", 5: "malformed_csv", 6: "malformed_csv", 9: "empty_article"}
     with open(out, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["id"] for r in rows] == ["a0000", "a0001", "a0002", "a0003", "multi", "a0004"]
@@ -142,7 +142,7 @@ def test_parquet_in_and_out_with_pass_through_columns(tmp_path, analyzer, tiny_c
 
     recs = articles(7)
     table = pa.table({
-        "id": list(range(7)), "title": [r["title"] for r in recs],
+        "id": list(range(7)), "title": [r["title"] if i != 3 else None for i, r in enumerate(recs)],
         "body": [r["body"] for r in recs[:3]] + [None] + [r["body"] for r in recs[4:]],
         "label": [r["label"] for r in recs], "source": ["x"] * 7,
     })
@@ -201,14 +201,14 @@ def test_empty_input_gives_empty_outputs(tmp_path, analyzer, tiny_classifier_dir
 
 
 def test_max_length_override_is_checked_and_applied(tmp_path, tiny_classifier_dir):
-    from xinwen.inference.scoring.job import ScoreOptions, ScoringError, Shard, _build_analyzer
+    from xinwen.inference.scoring.job import ScoreOptions, ScoringError, Shard, build_analyzer
 
     src = tmp_path / "in.jsonl"
     src.write_text(json.dumps({"body": "海关贸易"}, ensure_ascii=False) + "\n", encoding="utf-8")
     common = dict(input=src, output=tmp_path / "out.jsonl", classifier=str(tiny_classifier_dir), device="cpu")
-    with pytest.raises(ScoringError, match="--max-length: expected 16..4096"):
+    with pytest.raises(ScoringError, match="--max-length: expected an integer 16..4096, got 8"):
         ScoreOptions(**common, max_length=8)
-    built = _build_analyzer(ScoreOptions(**common, max_length=24, long_text="head"), Shard())
+    built = build_analyzer(ScoreOptions(**common, max_length=24, long_text="head"), Shard())
     assert (built.classifier.settings.text.max_length, built.classifier.settings.text.long_text) == (24, "head")
     with pytest.raises(ScoringError, match="at most 128 tokens"):  # the tiny model's position table
-        _build_analyzer(ScoreOptions(**common, max_length=300), Shard())
+        build_analyzer(ScoreOptions(**common, max_length=300), Shard())

@@ -1,6 +1,7 @@
-"""Loading model folders: device choice, path checks with clear errors, optional int8."""
+"""Loading model folders: device choice, path and folder checks with clear errors, optional int8."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -59,6 +60,105 @@ def check_model_source(name_or_path: str, what: str = "model.name_or_path") -> s
     return name_or_path
 
 
+class ModelFolderError(ValueError):
+    """A model folder that is damaged, or not the kind of model it was passed as."""
+
+
+_SEQ2SEQ_ARCHITECTURES = ("ForConditionalGeneration", "EncoderDecoderModel", "ForSeq2SeqLM")
+_PLACEHOLDER_LABEL = re.compile(r"LABEL_\d+")
+_DAMAGED = "the folder is damaged. fix: copy it again from where it was trained, or retrain it"
+
+
+def _read_json(path: Path, what: str, required: bool = True) -> dict:
+    if not path.is_file():
+        if required:
+            raise ModelFolderError(f"{what}: {path.parent} has no {path.name}; expected a model folder written by "
+                                   "`xinwen train` (save_pretrained)")
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelFolderError(f"{what}: {path} is not valid JSON ({err}); {_DAMAGED}") from None
+    if not isinstance(data, dict):
+        raise ModelFolderError(f"{what}: {path} holds a JSON {type(data).__name__}, expected an object; {_DAMAGED}")
+    return data
+
+
+def _is_seq2seq(config: dict) -> bool:
+    archs = config.get("architectures") or []
+    return bool(config.get("is_encoder_decoder")) or any(str(a).endswith(_SEQ2SEQ_ARCHITECTURES) for a in archs)
+
+
+def _is_classifier(config: dict) -> bool:
+    return any(str(a).endswith("ForSequenceClassification") for a in config.get("architectures") or [])
+
+
+def check_weights(folder: Path, what: str) -> None:
+    """Safetensors weights are there and their headers read (a truncated copy fails here, in
+    milliseconds, instead of deep inside transformers)."""
+    from safetensors import safe_open
+
+    files = sorted(folder.glob("*.safetensors"))
+    if not files and not any(folder.glob("*.onnx")):
+        pickles = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+        unsafe = f" (only pickle weights {pickles}, which xinwen never loads: unpickling runs code)" if pickles else ""
+        raise ModelFolderError(f"{what}: {folder} has no model.safetensors{unsafe}. fix: pass a folder written by "
+                               "`xinwen train`, or re-save the model with save_pretrained(safe_serialization=True)")
+    for file in files:
+        try:
+            with safe_open(file, "pt") as handle:
+                handle.keys()
+        except Exception as err:  # safetensors has its own error type; any failure means unreadable
+            raise ModelFolderError(f"{what}: {file} cannot be read ({err}); {_DAMAGED}") from None
+
+
+def check_classifier_folder(path: str | Path, what: str = "--classifier") -> None:
+    """Refuse, before any work, a folder that is not a trained topic classifier: a bare encoder
+    or a headline model would load with random LABEL_0/LABEL_1 answers or fail in a traceback.
+    Builtin names and hub ids are left to ``check_model_source``."""
+    from xinwen.inference.settings import SETTINGS_FILE, ClassifierSettings
+
+    folder = Path(path)
+    if not folder.is_dir():
+        return
+    config = _read_json(folder / "config.json", what)
+    settings = _read_json(folder / SETTINGS_FILE, what, required=False)
+    if _is_seq2seq(config) or settings.get("task") == "headline":
+        raise ModelFolderError(f"{what} {folder} holds a headline model, not a topic classifier. fix: pass it "
+                               "as --headline, and a folder from `xinwen train topic` as --classifier")
+    labels = [str(v) for v in (config.get("id2label") or {}).values()]
+    if not _is_classifier(config) or all(_PLACEHOLDER_LABEL.fullmatch(v) for v in labels):
+        kind = ", ".join(map(str, config.get("architectures") or ["no architectures"]))
+        raise ModelFolderError(f"{what} {folder} holds no trained classifier ({kind}; labels {labels or 'none'}): "
+                               "expected a topic model with its own labels, e.g. a folder from `xinwen train topic`. "
+                               "fix: pass that folder; an encoder is given to training as model.name_or_path")
+    check_weights(folder, what)
+    _read_json(folder / "xinwen_runtime.json", what, required=False)
+    try:
+        ClassifierSettings.load(folder)
+    except (TypeError, ValueError) as err:
+        raise ModelFolderError(f"{what}: {folder / SETTINGS_FILE} has invalid settings ({err}); {_DAMAGED}") from None
+
+
+def check_headline_folder(path: str | Path, what: str = "--headline") -> None:
+    """Refuse, before any work, a folder that is not a headline (sequence-to-sequence) model."""
+    from xinwen.inference.settings import SETTINGS_FILE
+
+    folder = Path(path)
+    if not folder.is_dir():
+        return
+    config = _read_json(folder / "config.json", what)
+    settings = _read_json(folder / SETTINGS_FILE, what, required=False)
+    if _is_classifier(config) or settings.get("task") == "topic":
+        raise ModelFolderError(f"{what} {folder} holds a topic classifier, not a headline model. fix: pass it as "
+                               "--classifier, and a folder from `xinwen train headline` as --headline")
+    if not _is_seq2seq(config):
+        kind = ", ".join(map(str, config.get("architectures") or ["no architectures"]))
+        raise ModelFolderError(f"{what} {folder} holds no headline generator ({kind}); expected a "
+                               "sequence-to-sequence model, e.g. a folder from `xinwen train headline`")
+    check_weights(folder, what)
+
+
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
     """Dynamic int8 quantization of the linear layers (CPU): weights int8 with one scale per
     output row, activations quantized per batch.
@@ -78,6 +178,7 @@ def load_classifier_model(path, device: torch.device, quantize: str | None = Non
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     source = check_model_source(str(path), what="classifier path")
+    check_classifier_folder(source, what="classifier path")
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     model = AutoModelForSequenceClassification.from_pretrained(source, trust_remote_code=trust_remote_code)
     model.eval()

@@ -84,18 +84,36 @@ class ParquetWriter:
         self._writer.close()
 
 
+_INT64 = 1 << 63
+_FLOAT_EXACT = 1 << 53  # every int up to 2**53 is exactly a float64
+
+
+def value_kind(value: Any) -> str:
+    """The kind of one value as ``arrow_type`` needs it: its type name, with ints split by size
+    (JSON ids can be any integer; int64 holds some, float64 fewer)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return type(value).__name__
+    if not -_INT64 <= value < _INT64:
+        return "bigint"
+    return "int" if abs(value) <= _FLOAT_EXACT else "int64"
+
+
 def arrow_type(kinds: set[str]):
-    """One Arrow type for a column from the Python value types seen in it (None ignored)."""
+    """One Arrow type for a column from the value kinds seen in it (``value_kind``; None ignored).
+
+    Numbers keep a numeric type only where every value survives it exactly: ints beyond int64, and
+    ints beyond 2**53 mixed with floats, make the column text (the decimal digits), never a
+    rounded or overflowing number."""
     import pyarrow as pa
 
     kinds = kinds - {"NoneType"}
     if kinds == {"bool"}:
         return pa.bool_()
-    if kinds == {"int"}:
+    if kinds and kinds <= {"int", "int64"}:
         return pa.int64()
     if kinds and kinds <= {"int", "float"}:
         return pa.float64()
-    return pa.string()  # strings, mixed types and nested values (as JSON text)
+    return pa.string()  # strings, huge ints, mixed types and nested values (as JSON text)
 
 
 def open_writer(path: Path, fmt: str, columns: list[str], types: dict[str, Any] | None = None):

@@ -4,6 +4,8 @@ Every write goes to a temporary name in the same folder, is fsynced, and is rena
 a rename within a filesystem is atomic, so after a kill -9 each file is complete or absent, never
 half written. The merge writes OUTPUT and OUTPUT.rejects.jsonl the same way, and the folder is
 removed only after both renames, so a job killed during the merge merges again on ``--resume``.
+
+``OutputLock`` keeps a second job off an output while one is writing it (``OUTPUT.lock``).
 """
 from __future__ import annotations
 
@@ -11,12 +13,13 @@ import json
 import logging
 import os
 import shutil
+import socket
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from xinwen.inference.records.writers import arrow_type, open_writer, output_format
+from xinwen.inference.records.writers import arrow_type, open_writer, output_format, value_kind
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,55 @@ def commit(tmp: Path, final: Path) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, final)
     fsync_dir(final.parent)
+
+
+class OutputLock:
+    """An exclusive ``flock`` on ``OUTPUT.lock`` for the life of one job.
+
+    Two jobs on one output would commit into the same chunk folder (one's chunks merged as the
+    other's results), and ``--overwrite`` would delete a live job's work. The kernel drops a flock
+    when its process exits or is killed, so a crashed job never leaves a stale lock behind.
+    The file holds the owner's pid and host, for the message the second job gets."""
+
+    def __init__(self, path: Path, output: Path):
+        self.path, self.output = path, output
+        self._fd: int | None = None
+
+    def __enter__(self) -> "OutputLock":
+        import fcntl
+
+        while self._fd is None:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+                os.close(fd)
+                raise ChunkStoreError(
+                    f"--output {self.output} is being written by another xinwen score job ({owner}); two jobs "
+                    "on one output would mix their chunks, and --overwrite would delete the live job's work. "
+                    "fix: wait for it to finish (or stop it), or choose another --output") from None
+            # A finishing job unlinks the file after we opened it: then we hold a lock on a file no
+            # one else will see, so start over on the current one.
+            if self._same_file(fd):
+                self._fd = fd
+            else:
+                os.close(fd)
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        return self
+
+    def _same_file(self, fd: int) -> bool:
+        try:
+            return os.stat(self.path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            return False
+
+    def __exit__(self, *exc: Any) -> None:
+        # Unlink while still holding the lock, so no one can lock the old file in between.
+        self.path.unlink(missing_ok=True)
+        os.close(self._fd)
+        self._fd = None
 
 
 def _jsonable(value: Any) -> Any:
@@ -101,7 +153,8 @@ class ChunkStore:
         for stale in list(self.folder.glob(".*.tmp-*")) + list(self.folder.glob("done-rank*.json")):
             stale.unlink()  # half-written files of a killed run; done markers of an earlier attempt
         tmp = tmp_name(self.folder / MANIFEST)
-        tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        # ASCII escapes: a path that is not valid UTF-8 (surrogate-escaped by Python) still writes.
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
         commit(tmp, self.folder / MANIFEST)
 
     # -- several processes ---------------------------------------------------------------------
@@ -171,7 +224,7 @@ class ChunkStore:
                     row = json.loads(line).get("o")
                     if row is not None:
                         for c in columns:
-                            kinds[c].add(type(row.get(c)).__name__)
+                            kinds[c].add(value_kind(row.get(c)))
         types = {c: arrow_type(kinds[c]) for c in columns}
         types.update(label=pa.string(), score=pa.float64(), headline=pa.string(),
                      scores=pa.struct([(label, pa.float64()) for label in labels]))

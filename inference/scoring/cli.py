@@ -29,9 +29,12 @@ def add_score_parsers(subparsers) -> None:
     p.add_argument("--input", required=True, help="JSONL, CSV or Parquet file")
     p.add_argument("--output", required=True, help="JSONL, CSV or Parquet file (by extension)")
     p.add_argument("--encoding", default="auto", help="auto (UTF-8, else GB18030/GBK), utf-8, gbk or gb18030")
-    p.add_argument("--body-column", default="body")
-    p.add_argument("--title-column", default="title", help="'' for none")
-    p.add_argument("--id-column", default="id", help="passed through to the output ('' for none)")
+    # Title and id default to None ("title"/"id" if the file has them): a column named on purpose
+    # must exist, and a typo in it stops the job before any work.
+    p.add_argument("--body-column", default="body", help="'' for a file of titles only")
+    p.add_argument("--title-column", default=None, help="default: 'title' when the file has it; '' for none")
+    p.add_argument("--id-column", default=None,
+                   help="passed through to the output (default: 'id' when the file has it; '' for none)")
     p.add_argument("--keep", default="", help="more columns to pass through, comma-separated")
     p.add_argument("--backend", default="auto", choices=("auto",) + BACKENDS,
                    help="auto: what `xinwen export` recorded in the folder, else torch. int8-checked: int8, "
@@ -58,6 +61,13 @@ def add_score_parsers(subparsers) -> None:
                    help="ignore a first stage fitted into the classifier folder (`xinwen first-stage`): "
                         "every article goes through the transformer")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--engine", default="local", choices=("local", "ray"),
+                   help="local: this machine (or `accelerate launch` processes); ray: a Ray Data actor pool "
+                        "(pip install \"xinwen[ray]\"), same output")
+    p.add_argument("--ray-address", default=None,
+                   help="--engine ray: the cluster to join (default: $RAY_ADDRESS, else a local cluster)")
+    p.add_argument("--num-gpus-per-actor", type=float, default=0.0,
+                   help="--engine ray: GPUs per actor (0: CPU actors, one per --threads cores)")
     p.set_defaults(func=cmd_score)
 
     p = subparsers.add_parser(
@@ -79,14 +89,26 @@ def _columns(text: str) -> tuple[str, ...]:
     return tuple(c.strip() for c in text.split(",") if c.strip())
 
 
+def fields_from_args(args):
+    """The column flags as ``Fields``: '' turns a column off, an explicit name is required."""
+    from xinwen.inference.records.readers import Fields
+
+    def chosen(value: str | None, default: str) -> str | None:
+        return default if value is None else (value or None)
+
+    named = tuple(c for c in (args.title_column, args.id_column) if c)
+    return Fields(body=args.body_column or None, title=chosen(args.title_column, "title"),
+                  id=chosen(args.id_column, "id"), keep=_columns(args.keep), required=named,
+                  max_record_bytes=args.max_record_bytes)
+
+
 def cmd_score(args) -> int:
     from xinwen.inference.topic.backends import ExportError
-    from xinwen.inference.records.readers import Fields, InputError
+    from xinwen.inference.records.readers import InputError
     from xinwen.inference.scoring.job import ScoreOptions, ScoringError, run_score_job
 
     try:
-        fields = Fields(body=args.body_column, title=args.title_column or None, id=args.id_column or None,
-                        keep=_columns(args.keep), max_record_bytes=args.max_record_bytes)
+        fields = fields_from_args(args)
         opts = ScoreOptions(
             input=args.input, output=args.output, classifier=args.classifier, headline=args.headline,
             backend=args.backend, device=args.device, encoding=args.encoding, fields=fields,
@@ -94,7 +116,15 @@ def cmd_score(args) -> int:
             headline_batch_size=args.headline_batch_size, top_k=args.top_k, threshold=args.threshold,
             long_text=args.long_text, max_length=args.max_length, resume=args.resume, overwrite=args.overwrite, keep_parts=args.keep_parts,
             threads=args.threads, progress=not args.no_progress, first_stage=not args.no_first_stage)
-        summary = run_score_job(opts)
+        if args.engine == "local" and (args.ray_address or args.num_gpus_per_actor):
+            raise ScoringError("--ray-address and --num-gpus-per-actor apply to --engine ray; "
+                               "fix: add --engine ray, or drop them")
+        if args.engine == "ray":
+            from xinwen.inference.scoring.ray_engine import RayOptions, run_ray_score_job
+
+            summary = run_ray_score_job(opts, RayOptions(args.ray_address, args.num_gpus_per_actor))
+        else:
+            summary = run_score_job(opts)
     except (ScoringError, InputError, ExportError, FileNotFoundError) as err:
         logger.error("%s", err)
         return 2

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import logging
 import pickle
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+
+from xinwen.inference.settings import TOPIC_LABELS  # the labels of the annotations below; defined there once
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +21,6 @@ logger = logging.getLogger(__name__)
 DATA_DIR = Path(str(resources.files("xinwen.data")))
 ANNOTATIONS = DATA_DIR / "inews_topics"
 EXTRA_DIR = DATA_DIR / "extra"
-TOPIC_LABELS = ("industry_policy", "transport", "trade", "safety", "other")
 
 INEWS_SHA256 = {
     "train": "2d6f5c388d0676409a1aecd77b8d63944cdc7834508ab5663ca78a31bf0a7e96",
@@ -86,15 +86,19 @@ def inews_topics(split: str) -> list[dict]:
 
 
 def extra_articles(labels: tuple[str, ...] | None = None) -> list[dict]:
-    """Articles the project wrote itself (see data/README.md), all files under data/extra/."""
+    """Articles the project wrote itself (see data/README.md), all files under data/extra/, read
+    by the one record reader (a damaged bundled file fails naming its line)."""
+    from xinwen.inference.records.readers import Fields, InputRecord, RecordReader
+
     records = []
     for path in sorted(EXTRA_DIR.glob("*.jsonl")):
-        with open(path, encoding="utf-8") as f:
-            for line_no, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                rec = json.loads(line)
-                if labels is None or rec["label"] in labels:
-                    records.append({k: rec.get(k, "") for k in ("id", "title", "body", "label", "secondary")})
+        reader = RecordReader(path, Fields(keep=("label", "secondary")), what="bundled data")
+        for raw in reader:
+            rec = reader.parse(raw)
+            if not isinstance(rec, InputRecord):
+                raise ValueError(f"{path}:{rec.line}: {rec.reason}; the package is damaged: reinstall xinwen")
+            row = {**rec.original, **{k: v or "" for k, v in rec.passthrough.items()}}
+            if labels is None or row["label"] in labels:
+                records.append({k: row.get(k, "") for k in ("id", "title", "body", "label", "secondary")})
     logger.info("loaded %d project-written articles from %s", len(records), EXTRA_DIR)
     return records

@@ -177,12 +177,5 @@ def load_headline_splits(data) -> tuple[list[dict], list[dict], DuplicateIndex]:
     return train, dev, seen
 
 
-def training_index(data) -> DuplicateIndex:
-    """Near-duplicate index of the pairs a model with this data section was trained on (its
-    training split plus its dev split, which chose the checkpoint)."""
-    _, _, seen = load_headline_splits(data)
-    return seen
-
-
 def median_title_chars(pairs: list[dict]) -> int:
     return int(round(statistics.median(len(p["target"]) for p in pairs)))

@@ -13,7 +13,8 @@ logger = logging.getLogger(__name__)
 BUILTIN_TOPICS = "builtin:inews-topics"
 
 
-def _load(spec: str, split: str, cfg: TopicConfig) -> list[dict]:
+def load_records(spec: str, split: str, cfg: TopicConfig) -> list[dict]:
+    """Labelled records of ``spec`` (``builtin:inews-topics``, whose ``split`` is read, or a file)."""
     d = cfg.data
     if spec == BUILTIN_TOPICS:
         records = inews_topics(split)
@@ -31,9 +32,9 @@ def _load(spec: str, split: str, cfg: TopicConfig) -> list[dict]:
 
 def load_topic_splits(cfg: TopicConfig) -> tuple[list[dict], list[dict]]:
     d = cfg.data
-    train = _load(d.train, "train", cfg)
+    train = load_records(d.train, "train", cfg)
     dev_spec = d.dev or (d.train if d.train == BUILTIN_TOPICS else None)
-    dev = _load(dev_spec, "dev", cfg)
+    dev = load_records(dev_spec, "dev", cfg)
     if d.extra_articles and d.train == BUILTIN_TOPICS:
         train = train + [r for r in extra_articles() if r["label"] in d.labels]
     if cfg.train.max_train_items:
