@@ -28,3 +28,17 @@ def test_rare_label_cells_are_coloured_by_share_and_show_counts(tmp_path, monkey
     assert len(fig.axes) == 2  # the colour bar
     texts = {t.get_text() for t in matrix_ax.texts}
     assert {"4\n80%", "1\n20%", "95\n100%"} <= texts
+
+
+def test_temperature_fits_on_logits_made_in_inference_mode():
+    import torch
+
+    from xinwen.training.topic.metrics import fit_temperature
+
+    torch.manual_seed(0)
+    with torch.inference_mode():  # how NewsClassifier.probabilities returns them
+        gold = torch.randint(0, 3, (64,))
+        logits = torch.nn.functional.one_hot(gold, 3).float() * 8 + torch.randn(64, 3)
+        wrong = (gold + 1) % 3
+        gold = torch.where(torch.arange(64) % 4 == 0, wrong, gold)  # a quarter confidently wrong
+    assert 1.0 < fit_temperature(logits, gold) < 20.0  # over-confident logits: T > 1

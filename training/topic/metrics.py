@@ -34,6 +34,8 @@ def expected_calibration_error(probs: np.ndarray, gold_idx: np.ndarray, bins: in
 
 def fit_temperature(logits: torch.Tensor, gold_idx: torch.Tensor) -> float:
     """Single temperature minimising dev NLL; optimised in log space so it stays positive."""
+    # A plain copy: logits made under torch.inference_mode() cannot take part in autograd.
+    logits, gold_idx = logits.detach().clone().float(), gold_idx.detach().clone()
     log_t = torch.zeros(1, requires_grad=True)
     opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200)
 
