@@ -1,5 +1,6 @@
 """LP-FT head initialisation: the head starts as a logistic regression on frozen pooled features."""
 import numpy as np
+import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -94,7 +95,7 @@ def test_training_starts_from_the_probe_head(tiny_encoder_dir, topic_files, tmp_
     for head_init in ("random", "linear_probe"):
         metrics = topic_module.train_topic(tiny_config(tiny_encoder_dir, train, dev, tmp_path / head_init,
                                                        *frozen, f"train.head_init={head_init}"))
-        accuracy[head_init] = metrics["dev_encoder_alone"]["accuracy"]  # the head itself
+        accuracy[head_init] = metrics.metrics["dev_encoder_alone"]["accuracy"]  # the head itself
     assert calls == [30]  # once, on the first epoch's 30 training items
     assert accuracy["linear_probe"] >= 0.8 and accuracy["random"] <= 0.4, accuracy
 
@@ -102,12 +103,28 @@ def test_training_starts_from_the_probe_head(tiny_encoder_dir, topic_files, tmp_
 def test_resumed_run_skips_the_probe(tiny_encoder_dir, topic_files, tmp_path, monkeypatch):
     """A resumed run loads its trained head from the checkpoint: fitting a probe would be wasted."""
     from test_train_topic import tiny_config
+    from xinwen.training.loop import TrainingLoop
     from xinwen.training.topic import train as topic_module
 
+    class Interrupted(BaseException):
+        """Stands for a kill: nothing in the training code catches it."""
+
+    save = TrainingLoop.save_checkpoint
+
+    def save_then_stop(self):
+        save(self)
+        raise Interrupted
+
     train, dev = topic_files
-    cfg = ("train.epochs=2", "train.checkpoint_every=3", "train.head_init=linear_probe")
-    topic_module.train_topic(tiny_config(tiny_encoder_dir, train, dev, tmp_path / "run", *cfg))
+    cfg = tiny_config(tiny_encoder_dir, train, dev, tmp_path / "run", "train.epochs=2", "train.checkpoint_every=3",
+                      "train.head_init=linear_probe", "lexical.weight=0")
     calls = []
-    monkeypatch.setattr(topic_module, "linear_probe_init", lambda *a, **k: calls.append(1))
-    topic_module.train_topic(tiny_config(tiny_encoder_dir, train, dev, tmp_path / "run", *cfg))
-    assert calls == []
+    monkeypatch.setattr(topic_module, "linear_probe_init", lambda *a, **k: calls.append("first run"))
+    monkeypatch.setattr(TrainingLoop, "save_checkpoint", save_then_stop)
+    with pytest.raises(Interrupted):
+        topic_module.train_topic(cfg)
+    assert calls == ["first run"]
+    monkeypatch.setattr(TrainingLoop, "save_checkpoint", save)
+    monkeypatch.setattr(topic_module, "linear_probe_init", lambda *a, **k: calls.append("resumed run"))
+    topic_module.train_topic(cfg)
+    assert calls == ["first run"] and (tmp_path / "run" / "model.safetensors").is_file()

@@ -26,20 +26,24 @@ def _cmd_train(args) -> int:
     if args.print_config:
         _print_config(cfg, path, args.overrides)
         return 0
+    if not sys.stderr.isatty():  # redirected to a log file: no progress bars in it, only log lines
+        from transformers.utils.logging import disable_progress_bar
+
+        disable_progress_bar()
     if cfg.task == "topic":
         from xinwen.training.topic.train import train_topic
         from xinwen.training.topic.evaluate import evaluate_topic_folder
 
-        metrics = train_topic(cfg)
+        result = train_topic(cfg, overwrite=args.overwrite)
         if not args.no_eval:
             evaluate_topic_folder(cfg.train.output_dir, data=None, baseline=True,
-                                  dev_probabilities=metrics.get("_dev_probabilities"),
-                                  fitted_baseline=metrics.get("_baseline"))
+                                  dev_probabilities=result.dev_probabilities,
+                                  fitted_baseline=result.fitted_baseline)
     else:
         from xinwen.training.headline.train import train_headline
         from xinwen.training.headline.evaluate import evaluate_headline_folder
 
-        train_headline(cfg)
+        train_headline(cfg, overwrite=args.overwrite)
         if not args.no_eval:
             evaluate_headline_folder(cfg.train.output_dir, data=None)
     return 0
@@ -150,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="a bundled config name (`xinwen configs` lists them) or a YAML path")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.epochs=2")
     p.add_argument("--no-eval", action="store_true", help="skip the evaluation report after training")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run in train.output_dir (its files are deleted) instead of refusing it")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config (every default filled in) and exit without training")
     p.set_defaults(func=_cmd_train)

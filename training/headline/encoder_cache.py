@@ -16,6 +16,7 @@ import logging
 import torch
 from tqdm.auto import tqdm
 
+from xinwen.inference.batching import pad_batch, pad_states
 from xinwen.inference.headline.copy_model import CopySourceOutput
 
 logger = logging.getLogger(__name__)
@@ -27,19 +28,10 @@ def _frozen(module: torch.nn.Module) -> bool:
 
 def pad_sources(items: list, pad_id: int) -> dict[str, torch.Tensor]:
     """Token-id lists -> input_ids/attention_mask; cached state tensors -> encoder_hidden/mask."""
-    width = max(len(x) for x in items)
-    mask = torch.zeros((len(items), width), dtype=torch.long)
     if isinstance(items[0], torch.Tensor):
-        hidden = torch.zeros((len(items), width, items[0].shape[-1]), dtype=torch.float32)
-        for row, x in enumerate(items):
-            hidden[row, : len(x)] = x.float()
-            mask[row, : len(x)] = 1
+        hidden, mask = pad_states(items)
         return {"encoder_hidden": hidden, "attention_mask": mask}
-    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
-    for row, x in enumerate(items):
-        ids[row, : len(x)] = torch.tensor(x, dtype=torch.long)
-        mask[row, : len(x)] = 1
-    return {"input_ids": ids, "attention_mask": mask}
+    return pad_batch(items, pad_id)
 
 
 class EncoderCache:
@@ -78,7 +70,8 @@ class EncoderCache:
         device = next(model.parameters()).device
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         states: list[torch.Tensor | None] = [None] * len(encoded)
-        for s in tqdm(range(0, len(order), batch_size), desc=f"encoding {name}", dynamic_ncols=True):
+        for s in tqdm(range(0, len(order), batch_size), desc=f"encoding {name}", dynamic_ncols=True,
+                       disable=None):  # a terminal only; never into a log file
             chunk = order[s : s + batch_size]
             batch = {k: v.to(device) for k, v in pad_sources([encoded[i] for i in chunk], pad_id).items()}
             if self.split_layer is None:

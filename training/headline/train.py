@@ -1,5 +1,9 @@
 """`xinwen train` for the headline task: fine-tune a seq2seq model, save a generator folder.
 
+setup -> train -> finalize: ``HeadlineSetup.build`` supplies the model, batches, loss and dev
+evaluation to the shared loop (training/loop.py), which trains; ``finalize_headline`` saves the
+best epoch's weights with the tokenizer, generation settings, metrics and a model card.
+
 Output folder (``train.output_dir``): ``save_pretrained`` weights (safetensors), tokenizer,
 ``generation_config.json``, ``xinwen.json`` (how text reaches the model), the resolved
 ``config.yaml`` and ``metrics.json``; resumable state under ``checkpoints/`` only.
@@ -11,23 +15,24 @@ import logging
 import random
 import resource
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from accelerate.utils import set_seed
-from torch.utils.data import DataLoader
 
+from xinwen.inference.encoders.loading import check_model_source
 from xinwen.inference.headline.copy_model import load_seq2seq_model
 from xinwen.inference.headline.generator import HeadlineGenerator, HeadlineSettings, generation_settings
 from xinwen.inference.headline.text import encoder_text, lead_headline
 from xinwen.inference.metrics.char_rouge import char_rouge
 from xinwen.training.config.sections import HeadlineConfig
-from xinwen.training.config.loading import save_yaml
 from xinwen.training.headline.encoder_cache import EncoderCache, pad_sources
 from xinwen.training.data.headline import load_headline_splits, median_title_chars
 from xinwen.training.headline.model import freeze_for_speed, load_seq2seq, truncate_encoder
-from xinwen.training.loop import frozen_modules_eval, length_bucketed_batches, make_accelerator, train_loop
+from xinwen.training.loop import LengthBucketSampler, Task, TrainingRun, run_training
+from xinwen.training.model_card import write_model_card
+from xinwen.training.run_folder import RunFolder, data_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -55,22 +60,119 @@ def encode_targets(tokenizer, targets: list[str], max_length: int, start_id: int
     return [seq[1:] if seq and seq[0] == start_id else seq for seq in ids]
 
 
-class PairBatches:
-    """Shuffled batches of similar source length, deterministic in (seed, epoch) so a resumed
-    run replays the same batches. Sources are token ids or cached encoder states."""
+@dataclass
+class HeadlineData:
+    """The pairs of one run, read once; setup and finalize both use them."""
 
-    def __init__(self, sources: list, labels: list[list[int]], batch_size: int, seed: int,
-                 pad_id: int, start_id: int, source_ids: list[list[int]] | None = None):
+    train_pairs: list[dict]  # after train.max_train_items
+    dev_pairs: list[dict]
+    dev_eval: list[dict]  # the dev pairs scored each epoch (train.max_eval_items)
+
+    @property
+    def references(self) -> list[str]:
+        return [p["target"] for p in self.dev_eval]
+
+
+def load_headline_data(cfg: HeadlineConfig) -> tuple[HeadlineData, str]:
+    """The run's pairs and the fingerprint of the records they come from."""
+    train_pairs, dev_pairs, _ = load_headline_splits(cfg.data)
+    fingerprint = data_fingerprint(train_pairs, dev_pairs)
+    if cfg.train.max_train_items and len(train_pairs) > cfg.train.max_train_items:
+        train_pairs = random.Random(cfg.train.seed).sample(train_pairs, cfg.train.max_train_items)
+    return HeadlineData(train_pairs, dev_pairs, dev_pairs[: cfg.train.max_eval_items or None]), fingerprint
+
+
+def train_headline(cfg: HeadlineConfig, overwrite: bool = False) -> dict:
+    """Train ``cfg`` into ``cfg.train.output_dir`` and return its metrics: refuse a folder holding
+    another run (unless ``overwrite``), resume this run's newest checkpoint, or return at once when
+    it is finished."""
+    t0, cpu0 = time.time(), _cpu_seconds()
+    check_model_source(cfg.model.name_or_path)  # a wrong path fails before the folder is claimed
+    data, fingerprint = load_headline_data(cfg)
+    folder = RunFolder.claim(cfg, fingerprint, overwrite)
+    if folder.finished:
+        logger.info("%s already holds this run, finished; nothing to train (--overwrite retrains it)", folder.path)
+        return json.loads((folder.path / "metrics.json").read_text())
+    setup = HeadlineSetup(cfg, data)
+    run = run_training(cfg.train, setup.build, run_name="headline")
+    files_before = folder.listing()
+    metrics = finalize_headline(cfg, data, setup, run, time.time() - t0, _cpu_seconds() - cpu0)
+    folder.finish(cfg.train.keep_checkpoints, files_before)
+    return metrics
+
+
+class HeadlineSetup:
+    """Builds the headline task for the loop; keeps the tokenizer and text settings for finalize."""
+
+    def __init__(self, cfg: HeadlineConfig, data: HeadlineData):
+        self.cfg, self.data = cfg, data
+
+    def build(self, accelerator, resuming: bool) -> Task:
+        """Model, batches, loss and evaluation; called by the loop after it seeded."""
+        cfg, data = self.cfg, self.data
+        model = self._load_model()
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.generator = HeadlineGenerator(model, self.tokenizer, self.settings, torch.device("cpu"))
+        model.to(accelerator.device)
+        self.generator.device = accelerator.device
+        train_ids = self.generator.encode([p["source"] for p in data.train_pairs])
+        self.dev_ids = self.generator.encode([p["source"] for p in data.dev_eval])
+        start_id = model.generation_config.decoder_start_token_id
+        labels = encode_targets(self.tokenizer, [p["target"] for p in data.train_pairs],
+                                cfg.text.max_target_length, start_id)
+        self.cache = EncoderCache.build(model, cfg.model) if cfg.model.cache_frozen_encoder else None
+        train_sources, self.dev_sources = train_ids, self.dev_ids
+        if self.cache is not None:
+            train_sources = self.cache.precompute(train_ids, self.pad_id, cfg.train.eval_batch_size, "train")
+            self.dev_sources = self.cache.precompute(self.dev_ids, self.pad_id, cfg.train.eval_batch_size, "dev")
+        pairs = PairCollator(train_sources, labels, self.pad_id, start_id, source_ids=train_ids)
+        sampler = LengthBucketSampler([len(src) for src in train_sources], cfg.train.batch_size,
+                                      cfg.train.batch_size * 16, cfg.train.seed)
+        return Task(model, _parameter_groups(model, cfg), sampler, pairs.collate, self.compute_loss,
+                    self.evaluate, loader_seed_from_global_rng=True)
+
+    def _load_model(self):
+        """The seq2seq model (warm-started or a checkpoint), frozen where configured."""
+        cfg, pairs = self.cfg, self.data.train_pairs
+        corpus = [encoder_text(p["source"], cfg.text.prefix) for p in pairs] + [p["target"] for p in pairs]
+        model, self.tokenizer, warm = load_seq2seq(cfg.model, corpus)
+        if warm and cfg.model.encoder_layers:
+            truncate_encoder(model, cfg.model.encoder_layers)
+        if cfg.model.attention_dropout is not None:
+            _set_attention_dropout(model, cfg.model.attention_dropout)
+        freeze_for_speed(model, cfg.model.freeze_encoder_layers, cfg.model.freeze_embeddings)
+        model.generation_config = generation_config(cfg, model.config)
+        self.settings = HeadlineSettings(max_source_length=cfg.text.max_source_length, prefix=cfg.text.prefix,
+                                         lead_chars=median_title_chars(pairs))
+        return model
+
+    def compute_loss(self, m, batch: dict) -> torch.Tensor:
+        labels = batch.pop("labels")
+        if "encoder_hidden" in batch:
+            batch["encoder_outputs"] = self.cache.encode(m, batch.pop("encoder_hidden"), batch["attention_mask"],
+                                                         batch.pop("source_ids", None))
+        logits = m(**batch).logits
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                               ignore_index=-100, label_smoothing=self.cfg.train.label_smoothing)
+
+    def evaluate(self, m) -> dict:
+        """Character ROUGE of the dev subset's headlines (beam train.dev_num_beams)."""
+        with torch.inference_mode():
+            ids = _generate_dev(m, self.generator, self.cache, self.dev_sources, self.pad_id, self.cfg, self.dev_ids)
+        preds = [self.generator.decode(seq, p["source"]) for seq, p in zip(ids, self.data.dev_eval)]
+        scores = char_rouge(preds, self.data.references)
+        return {"score": scores["rougeL"], "rouge1": scores["rouge1"], "rouge2": scores["rouge2"],
+                "rougeL": scores["rougeL"]}
+
+
+class PairCollator:
+    """Pads a batch of (source, headline) items. Sources are token ids or cached encoder states."""
+
+    def __init__(self, sources: list, labels: list[list[int]], pad_id: int, start_id: int,
+                 source_ids: list[list[int]] | None = None):
         # source_ids: the token ids behind cached states (a copy head scatters onto them).
         self.sources, self.labels, self.source_ids = sources, labels, source_ids
-        self.batch_size, self.seed, self.pad_id, self.start_id = batch_size, seed, pad_id, start_id
-
-    def batches(self, epoch: int) -> list[list[int]]:
-        rng = random.Random(self.seed * 1000 + epoch)
-        order = list(range(len(self.labels)))
-        rng.shuffle(order)
-        lengths = [len(src) for src in self.sources]
-        return length_bucketed_batches(order, lengths, self.batch_size, self.batch_size * 16, rng)
+        self.pad_id, self.start_id = pad_id, start_id
 
     def collate(self, idx: list[int]) -> dict[str, torch.Tensor]:
         batch = pad_sources([self.sources[i] for i in idx], self.pad_id)
@@ -89,8 +191,16 @@ class PairBatches:
         batch["decoder_attention_mask"] = (labels != -100).long()
         return batch
 
-    def loader(self, epoch: int) -> DataLoader:
-        return DataLoader(self.batches(epoch), batch_size=None, collate_fn=self.collate)
+
+def _parameter_groups(model, cfg: HeadlineConfig) -> list[dict]:
+    """Pretrained weights at train.lr, the new cross-attention and heads at train.head_lr."""
+    def is_new(name: str) -> bool:
+        return any(k in name for k in NEW_PARAMETER_NAMES)
+
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = ({"params": [p for n, p in trainable if not is_new(n)], "lr": cfg.train.lr},
+              {"params": [p for n, p in trainable if is_new(n)], "lr": cfg.train.head_lr})
+    return [g for g in groups if g["params"]]
 
 
 def _cpu_seconds() -> float:
@@ -98,104 +208,38 @@ def _cpu_seconds() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def train_headline(cfg: HeadlineConfig) -> dict:
-    t0, cpu0 = time.time(), _cpu_seconds()
+def finalize_headline(cfg: HeadlineConfig, data: HeadlineData, setup: HeadlineSetup, run: TrainingRun,
+                      train_seconds: float, train_cpu: float) -> dict:
+    """Save the best epoch's weights (apart from the resumable checkpoints) with the tokenizer,
+    generation and text settings, metrics.json (dev subset beside the lead baseline) and a card."""
     out = Path(cfg.train.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_yaml(cfg, out / "config.yaml")
-    train_pairs, dev_pairs, _ = load_headline_splits(cfg.data)
-    if cfg.train.max_train_items and len(train_pairs) > cfg.train.max_train_items:
-        train_pairs = random.Random(cfg.train.seed).sample(train_pairs, cfg.train.max_train_items)
-    dev_eval = dev_pairs[: cfg.train.max_eval_items or None]
-    prefix = cfg.text.prefix
-
-    corpus = [encoder_text(p["source"], prefix) for p in train_pairs] + [p["target"] for p in train_pairs]
-    set_seed(cfg.train.seed)  # before new cross-attention and copy head are built: same seed, same start
-    model, tokenizer, warm = load_seq2seq(cfg.model, corpus)
-    if warm and cfg.model.encoder_layers:
-        truncate_encoder(model, cfg.model.encoder_layers)
-    if cfg.model.attention_dropout is not None:
-        _set_attention_dropout(model, cfg.model.attention_dropout)
-    freeze_for_speed(model, cfg.model.freeze_encoder_layers, cfg.model.freeze_embeddings)
-    model.generation_config = generation_config(cfg, model.config)
-    start_id = model.generation_config.decoder_start_token_id
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    settings = HeadlineSettings(max_source_length=cfg.text.max_source_length, prefix=prefix,
-                                lead_chars=median_title_chars(train_pairs))
-    generator = HeadlineGenerator(model, tokenizer, settings, torch.device("cpu"))
-
-    accelerator = make_accelerator(cfg.train)
-    model.to(accelerator.device)
-    generator.device = accelerator.device
-    train_ids = generator.encode([p["source"] for p in train_pairs])
-    dev_ids = generator.encode([p["source"] for p in dev_eval])
-    labels = encode_targets(tokenizer, [p["target"] for p in train_pairs], cfg.text.max_target_length, start_id)
-
-    cache = EncoderCache.build(model, cfg.model) if cfg.model.cache_frozen_encoder else None
-    if cache is not None:
-        train_sources = cache.precompute(train_ids, pad_id, cfg.train.eval_batch_size, "train")
-        dev_sources = cache.precompute(dev_ids, pad_id, cfg.train.eval_batch_size, "dev")
-    else:
-        train_sources, dev_sources = train_ids, dev_ids
-    batches = PairBatches(train_sources, labels, cfg.train.batch_size, cfg.train.seed, pad_id, start_id,
-                          source_ids=train_ids)
-
-    new = [p for n, p in model.named_parameters() if p.requires_grad and any(k in n for k in NEW_PARAMETER_NAMES)]
-    old = [p for n, p in model.named_parameters() if p.requires_grad and not any(k in n for k in NEW_PARAMETER_NAMES)]
-    groups = [g for g in ({"params": old, "lr": cfg.train.lr}, {"params": new, "lr": cfg.train.head_lr}) if g["params"]]
-    smoothing = cfg.train.label_smoothing
-    references = [p["target"] for p in dev_eval]
-
-    def compute_loss(m, batch):
-        labels_ = batch.pop("labels")
-        if "encoder_hidden" in batch:
-            batch["encoder_outputs"] = cache.encode(m, batch.pop("encoder_hidden"), batch["attention_mask"],
-                                                    batch.pop("source_ids", None))
-        logits = m(**batch).logits
-        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels_.reshape(-1),
-                               ignore_index=-100, label_smoothing=smoothing)
-
-    def evaluate(m) -> dict:
-        m.eval()
-        with torch.inference_mode():
-            ids = _generate_dev(m, generator, cache, dev_sources, pad_id, cfg, dev_ids)
-        preds = [generator.decode(seq, p["source"]) for seq, p in zip(ids, dev_eval)]
-        scores = char_rouge(preds, references)
-        m.train()
-        frozen_modules_eval(m)
-        return {"score": scores["rougeL"], "rouge1": scores["rouge1"], "rouge2": scores["rouge2"],
-                "rougeL": scores["rougeL"]}
-
-    model.train()
-    frozen_modules_eval(model)
-    state = train_loop(cfg.train, accelerator, model, groups, batches.loader, compute_loss, evaluate,
-                       steps_per_epoch=len(batches.batches(0)))
-    train_seconds, train_cpu = time.time() - t0, _cpu_seconds() - cpu0
-
-    # Final model = best epoch's weights, saved apart from the resumable checkpoints.
-    best = load_seq2seq_model(out / "checkpoints" / "best").eval()
-    best.generation_config = model.generation_config
+    best = load_seq2seq_model(run.best_dir).eval()
+    best.generation_config = run.task.model.generation_config
     best.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-    settings.save(out)
-    lead = char_rouge([lead_headline(p["source"], settings.lead_chars) for p in dev_eval], references)
+    setup.tokenizer.save_pretrained(out)
+    setup.settings.save(out)
+    lead = char_rouge([lead_headline(p["source"], setup.settings.lead_chars) for p in data.dev_eval],
+                      data.references)
     weights = out / "model.safetensors"
+    state = run.state
     metrics = {
-        "dev_subset": {"items": len(dev_eval), "num_beams": cfg.generation.dev_num_beams,
+        "dev_subset": {"items": len(data.dev_eval), "num_beams": cfg.generation.dev_num_beams,
                        "model": state.history[state.best_epoch - 1] if state.best_epoch > 0 else None,
                        "lead": {k: lead[k] for k in ("rouge1", "rouge2", "rougeL")},
                        "tokenization": lead["tokenization"]},
-        "best_epoch": state.best_epoch, "history": state.history,
-        "train_pairs": len(train_pairs), "dev_pairs": len(dev_pairs), "lead_chars": settings.lead_chars,
+        "best_epoch": state.best_epoch, "history": state.history, "training_log": state.training_log,
+        "train_pairs": len(data.train_pairs), "dev_pairs": len(data.dev_pairs),
+        "lead_chars": setup.settings.lead_chars,
         "train_seconds": round(train_seconds, 1), "train_cpu_seconds": round(train_cpu, 1),
         "torch_threads": torch.get_num_threads(),
         "parameters": sum(p.numel() for p in best.parameters()),
         "weights_mb": round(weights.stat().st_size / 2**20, 1) if weights.is_file() else None,
-        "vocab_size": len(tokenizer),
+        "vocab_size": len(setup.tokenizer),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
+    write_model_card(out, "headline", cfg, metrics)
     logger.info("saved %s: best epoch %d, dev ROUGE-L %.2f (lead %.2f; greedy, %d pairs), %.0f s wall, %.0f s CPU",
-                out, state.best_epoch, state.best_score, lead["rougeL"], len(dev_eval), train_seconds, train_cpu)
+                out, state.best_epoch, state.best_score, lead["rougeL"], len(data.dev_eval), train_seconds, train_cpu)
     return metrics
 
 

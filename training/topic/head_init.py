@@ -42,7 +42,8 @@ def pooled_features(model, encoded: list[list[int]], indices: list[int], pad_id:
     was_training = model.training
     model.eval()
     try:
-        for start in tqdm(range(0, len(order), batch_size), desc="linear probe features", unit="batch"):
+        for start in tqdm(range(0, len(order), batch_size), desc="linear probe features", unit="batch",
+                              disable=None):  # a terminal only; never into a log file
             rows = order[start:start + batch_size]
             batch = pad_batch([encoded[indices[k]] for k in rows], pad_id)
             out = model.base_model(**{k: v.to(device) for k, v in batch.items()})
