@@ -15,6 +15,9 @@ SETTINGS_FILE = "xinwen.json"
 TOPIC_LABELS = ("industry_policy", "transport", "trade", "safety", "other")
 
 
+DEFAULT_MAX_CHUNKS = 64
+
+
 @dataclass
 class TextSettings:
     max_length: int = 160
@@ -24,11 +27,11 @@ class TextSettings:
     tail_fraction: float = 0.25
     chunk_stride: int = 32
     # "chunks" reads at most this many windows per article (the first ones; 0 = as many as the
-    # article needs). The cap bounds the cost of one huge record: a near-1 MiB article is ~5,000
-    # windows uncapped (minutes of CPU), 64 at most with it (seconds; docs/scoring.md). 64
-    # windows are ~7,000 tokens, beyond every article of the bundled and check sets, so normal
-    # articles read exactly what they read uncapped.
-    max_chunks: int = 64
+    # article needs). The cap bounds the cost of one huge record: a near-1 MiB article is ~3,900
+    # 128-token windows uncapped (~40 min of CPU for an e5-small-sized model), 64 with it
+    # (seconds). 64 windows of 128 tokens cover ~7,000 characters: 99% of the bundled articles
+    # read exactly what they read uncapped; longer ones are read up to there.
+    max_chunks: int = DEFAULT_MAX_CHUNKS
     # e5 was trained with "query: " for symmetric tasks such as classification.
     prefix: str = "query: "
 
@@ -63,8 +66,12 @@ class ClassifierSettings:
         if not path.is_file():  # a plain HF classifier folder: use neutral defaults
             return cls(text=TextSettings(prefix=""))
         data = json.loads(path.read_text())
-        text = TextSettings(**{k: v for k, v in data.pop("text", {}).items()
-                               if k in {f.name for f in fields(TextSettings)}})
+        saved = {k: v for k, v in data.pop("text", {}).items() if k in {f.name for f in fields(TextSettings)}}
+        if saved.get("max_chunks") == 0 and saved.get("long_text", "head_tail") != "chunks":
+            # Written when 0 (no cap) was the default: a folder that does not read chunks never
+            # chose it, so `--long-text chunks` on it gets the cap a new folder would have.
+            saved["max_chunks"] = DEFAULT_MAX_CHUNKS
+        text = TextSettings(**saved)
         known = {f.name for f in fields(cls)}
         return cls(text=text, **{k: v for k, v in data.items() if k in known})
 
