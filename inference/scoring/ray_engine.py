@@ -9,7 +9,7 @@ Your own pipeline::
     ds = ray.data.read_parquet("s3://bucket/articles/")           # columns: id, title, body, ...
     ds = ds.map_batches(NewsScorer, fn_constructor_kwargs={"classifier": "/models/topic"},
                         compute=ray.data.ActorPoolStrategy(size=8), batch_size=512, num_cpus=1)
-    scored, rejects = split_rejects(ds)                             # rejects: reject_kind, reject_reason
+    scored, rejects = split_rejects(ds.materialize())               # rejects: reject_kind, reject_reason
     scored.write_parquet("s3://bucket/scored/")
 
 ``xinwen score --engine ray`` runs the same job as the single-machine scorer, on a cluster:
@@ -46,7 +46,7 @@ from xinwen.inference.text import ArticleText
 
 logger = logging.getLogger(__name__)
 
-RAY_INSTALL = 'pip install "xinwen[ray]"  (or: pip install "ray[data]>=2.40")'
+RAY_INSTALL = 'pip install "xinwen[ray]"  (or: pip install "ray[data]>=2.60")'
 # A killed or crashed actor is restarted, and its calls retried, this many times before the job
 # fails: enough for preempted nodes, few enough that a record that kills its actor every time
 # (a poison input) ends the job instead of looping forever.
@@ -151,9 +151,19 @@ class NewsScorer:
 
 
 def split_rejects(ds):
-    """(scored rows, rejected rows) of a dataset mapped with ``NewsScorer``."""
-    scored = ds.filter(lambda row: row["reject_kind"] is None).drop_columns(["reject_kind", "reject_reason"])
-    return scored, ds.filter(lambda row: row["reject_kind"] is not None)
+    """(scored rows, rejected rows) of a dataset mapped with ``NewsScorer``. Both are lazy views of
+    ``ds``: ``ds.materialize()`` first if you consume both, or the model runs twice."""
+
+    def keep(rejected: bool):
+        def select(table):
+            import pyarrow.compute as pc
+
+            missing = pc.is_null(table["reject_kind"])
+            return table.filter(pc.invert(missing) if rejected else missing)
+        return select
+
+    scored = ds.map_batches(keep(False), batch_format="pyarrow").drop_columns(["reject_kind", "reject_reason"])
+    return scored, ds.map_batches(keep(True), batch_format="pyarrow")
 
 
 # -- xinwen score --engine ray ----------------------------------------------------------------------
@@ -172,40 +182,37 @@ class RayOptions:
 
 def _read_shard(batch, *, path: str, fields: Fields, encoding: str, chunk_size: int, shards: int,
                 committed: frozenset):
-    """Ray task: frame and check the input with the scorer's reader; yield one table per chunk this
-    shard owns (k % shards == shard) that is not committed yet. One JSON text column per record
-    carries it (ids of any JSON type, any text) to the actors."""
+    """Ray task: frame and check the input with the scorer's reader, and yield one row per chunk
+    this shard owns (k % shards == shard) that is not committed yet. A whole chunk per row, so the
+    actor batches exactly the records the local scorer batches together (same padding, same
+    numbers); its records travel as JSON text (ids of any JSON type, any text)."""
     import pyarrow as pa
 
     for shard in batch["shard"].to_pylist():
         reader = RecordReader(path, fields, encoding)
-        buffer: list[tuple[int, Any]] = []
+        chunk: list[dict[str, Any]] = []
         index = -1
         for index, raw in enumerate(reader):
             k = index // chunk_size
             if k % shards == shard and k not in committed:
-                buffer.append((index, reader.parse(raw)))
-            if (index + 1) % chunk_size == 0 and buffer:
-                yield _chunk_table(pa, buffer, k)
-                buffer = []
-        if buffer:
-            yield _chunk_table(pa, buffer, (index // chunk_size))
+                chunk.append(_packed(reader.parse(raw)))
+            if (index + 1) % chunk_size == 0 and chunk:
+                yield pa.table({"chunk": [k], "records": [json.dumps(chunk, default=str)]})
+                chunk = []
+        if chunk:
+            yield pa.table({"chunk": [index // chunk_size], "records": [json.dumps(chunk, default=str)]})
 
 
-def _chunk_table(pa, buffer: list[tuple[int, Any]], k: int):
-    def packed(parsed: InputRecord | Reject) -> str:
-        if isinstance(parsed, Reject):
-            return json.dumps({"r": parsed.to_row()}, default=str)
-        return json.dumps({"line": parsed.line, "title": parsed.article.title, "body": parsed.article.body,
-                           "original": parsed.original, "passthrough": parsed.passthrough}, default=str)
-
-    return pa.table({"index": [i for i, _ in buffer], "chunk": [k] * len(buffer),
-                     "chunk_records": [len(buffer)] * len(buffer), "record": [packed(p) for _, p in buffer]})
+def _packed(parsed: InputRecord | Reject) -> dict[str, Any]:
+    if isinstance(parsed, Reject):
+        return {"r": parsed.to_row()}
+    return {"line": parsed.line, "title": parsed.article.title, "body": parsed.article.body,
+            "original": parsed.original, "passthrough": parsed.passthrough}
 
 
 class ChunkScorer(NewsScorer):
-    """The ``--engine ray`` actor: scores the records a read task checked (no second check) and
-    answers each with its chunk-store entry, ``{"o": output row}`` or ``{"r": reject row}``."""
+    """The ``--engine ray`` actor: scores the chunks a read task checked (no second check) and
+    answers each with its chunk-store entries, ``{"o": output row}`` or ``{"r": reject row}``."""
 
     def __init__(self, names: dict[str, str], **kwargs: Any):
         super().__init__(**kwargs)
@@ -214,13 +221,15 @@ class ChunkScorer(NewsScorer):
     def __call__(self, batch):
         import pyarrow as pa
 
-        packed = [json.loads(text) for text in batch["record"].to_pylist()]
+        entries = [json.dumps(self.score_chunk(json.loads(text)))
+                   for text in batch["records"].to_pylist()]
+        return pa.table({"chunk": batch["chunk"], "entries": entries})
+
+    def score_chunk(self, packed: list[dict[str, Any]]) -> list[dict[str, Any]]:
         records = [InputRecord(p["line"], ArticleText(p["title"], p["body"]), p["original"], p["passthrough"])
                    for p in packed if "r" not in p]
         results = iter(self.score_records(records, self.names))
-        entries = [p if "r" in p else {"o": next(results)} for p in packed]
-        return pa.table({"index": batch["index"], "chunk": batch["chunk"], "chunk_records": batch["chunk_records"],
-                         "entry": [json.dumps(e, default=str) for e in entries]})
+        return [p if "r" in p else {"o": next(results)} for p in packed]
 
 
 def _connect(ray, address: str | None) -> bool:
@@ -229,6 +238,8 @@ def _connect(ray, address: str | None) -> bool:
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # ray's own progress lines, unless -v
+        logging.getLogger("ray").setLevel(logging.WARNING)
     ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
              runtime_env={"env_vars": _forwarded_env()} if address else None)
     logger.info("ray: %s cluster, resources %s", "joined the" if address else "started a local",
@@ -275,7 +286,7 @@ def _dataset(ray, opts: ScoreOptions, reader: RecordReader, committed: set[int],
         fn_kwargs={"path": str(opts.input.resolve()), "fields": opts.fields, "encoding": reader.encoding,
                    "chunk_size": opts.chunk_size, "shards": shards, "committed": frozenset(committed)})
     return read.map_batches(
-        ChunkScorer, batch_size=opts.chunk_size, batch_format="pyarrow",
+        ChunkScorer, batch_size=1, batch_format="pyarrow",  # one chunk per call
         fn_constructor_kwargs={"names": output_names(opts.fields), **_scorer_kwargs(opts, plan["threads"])},
         compute=ray.data.ActorPoolStrategy(size=plan["size"]), num_cpus=plan["num_cpus"],
         num_gpus=plan["num_gpus"] or None, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS,
@@ -283,27 +294,22 @@ def _dataset(ray, opts: ScoreOptions, reader: RecordReader, committed: set[int],
 
 
 class _ChunkCollector:
-    """Driver side: rows arrive in any order and a retried task may send some twice; a chunk is
-    committed once every one of its records is here, each exactly once."""
+    """Driver side: chunks arrive in any order, and a retried task may send one twice; each is
+    committed once."""
 
     def __init__(self, store: ChunkStore, committed: set[int]):
         self.store, self.done = store, set(committed)
-        self.pending: dict[int, dict[int, str]] = {}
         self.highest, self.committed_now, self.records_now = max(committed, default=-1), 0, 0
         self.started = self.seconds = 0.0
 
-    def add(self, index: int, k: int, expected: int, entry: str) -> None:
+    def add(self, k: int, entries: list[dict[str, Any]]) -> None:
         if k in self.done:
             return
-        rows = self.pending.setdefault(k, {})
-        rows[index] = entry
+        self.store.write_chunk(k, entries)
+        self.done.add(k)
         self.highest = max(self.highest, k)
-        if len(rows) == expected:
-            self.store.write_chunk(k, [json.loads(rows[i]) for i in sorted(rows)])
-            del self.pending[k]
-            self.done.add(k)
-            self.committed_now += 1
-            self.records_now += sum(entry.startswith('{"o"') for entry in rows.values())
+        self.committed_now += 1
+        self.records_now += sum("o" in entry for entry in entries)
 
 
 def run_ray_score_job(opts: ScoreOptions, ray_opts: RayOptions | None = None) -> ScoreSummary:
@@ -343,17 +349,14 @@ def _collect(ray, opts: ScoreOptions, ray_opts: RayOptions, reader: RecordReader
         bar = tqdm(unit=" records", desc=f"scoring {opts.input.name} on ray", dynamic_ncols=True)
     collector.started = time.perf_counter()
     for batch in _dataset(ray, opts, reader, committed, plan).iter_batches(batch_size=None, batch_format="pyarrow"):
-        for index, k, expected, entry in zip(*(batch[c].to_pylist() for c in ("index", "chunk", "chunk_records",
-                                                                              "entry"))):
-            collector.add(index, k, expected, entry)
-        if bar is not None:
-            bar.update(batch.num_rows)
+        for k, entries in zip(batch["chunk"].to_pylist(), batch["entries"].to_pylist()):
+            entries = json.loads(entries)
+            collector.add(k, entries)
+            if bar is not None:
+                bar.update(len(entries))
     collector.seconds = time.perf_counter() - collector.started
     if bar is not None:
         bar.close()
-    if collector.pending:
-        raise ScoringError(f"ray: chunks {sorted(collector.pending)} came back incomplete; "
-                           "fix: rerun the same command with --resume")
     return collector
 
 
