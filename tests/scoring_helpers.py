@@ -24,8 +24,9 @@ def single_thread():
 
 def score(analyzer, classifier_dir: Path, input_path: Path, output_path: Path, **options) -> ScoreSummary:
     fields = options.pop("fields", Fields())
+    options.setdefault("progress", False)
     opts = ScoreOptions(input=input_path, output=output_path, classifier=str(classifier_dir), fields=fields,
-                        progress=False, **options)
+                        **options)
     return run_score_job(opts, analyzer=analyzer)
 
 

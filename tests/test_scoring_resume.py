@@ -56,7 +56,10 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, analyzer, tin
     deadline = time.monotonic() + 300
     while len(list(parts.glob("chunk-*.jsonl"))) < 3 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
+    # While it runs, a second job on the same output is refused, even one asking to --overwrite it.
+    with pytest.raises(ScoringError, match="being written by another xinwen score job"):
+        score(analyzer, tiny_classifier_dir, messy_input, output, chunk_size=5, overwrite=True)
+    os.kill(proc.pid, signal.SIGKILL)  # the kernel releases the dead job's lock: --resume below may run
     proc.wait()
     committed = len(list(parts.glob("chunk-*.jsonl")))
     assert 3 <= committed < 12, "the kill must land mid-run"

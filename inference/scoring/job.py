@@ -347,7 +347,7 @@ def _slices(records: list[InputRecord], opts: ScoreOptions, max_length: int) -> 
     each slice is still one length-sorted call. Deterministic: a resumed chunk slices the same."""
     from xinwen.inference.batching import length_batches
 
-    lengths = [min(len(r.article.title) + len(r.article.body), max_length) + 2 for r in records]
+    lengths = [min(len(r.article.title) + len(r.article.body) + 2, max_length) for r in records]
     return length_batches(lengths, opts.batch_size, opts.max_batch_tokens or opts.batch_size * max_length)
 
 
