@@ -95,12 +95,13 @@ def test_training_fits_the_expert_and_eval_reports_both(tiny_encoder_dir, topic_
 
     train, dev = topic_files
     out = tmp_path / "run"
-    metrics = train_topic(tiny_config(tiny_encoder_dir, train, dev, out, "train.epochs=1", "lexical.weight=0.7"))
+    result = train_topic(tiny_config(tiny_encoder_dir, train, dev, out, "train.epochs=1", "lexical.weight=0.7"))
+    metrics = result.metrics
     saved = json.loads((out / LEXICAL_JSON).read_text(encoding="utf-8"))
     assert saved["weight"] == 0.7 and saved["temperature"] > 0 and saved["report"]["class_weight"] == "balanced"
     assert metrics["lexical"]["dev_macro_f1_with_lexical"] == metrics["dev"]["macro_f1"]
     assert metrics["lexical"]["dev_macro_f1_encoder_alone"] == metrics["dev_encoder_alone"]["macro_f1"]
-    assert isinstance(metrics["_baseline"], NgramModel)  # same settings as the eval baseline
+    assert isinstance(result.fitted_baseline, NgramModel)  # same settings as the eval baseline
 
     results = evaluate_topic_folder(str(out), data=str(dev))
     assert set(results["systems"]) == {"xinwen", "encoder_alone", "tfidf_char_lr"}
@@ -114,9 +115,20 @@ def test_training_fits_the_expert_and_eval_reports_both(tiny_encoder_dir, topic_
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(topic_eval, "tfidf_baseline", no_second_pass)
-        reused = evaluate_topic_folder(str(out), data=str(dev), fitted_baseline=metrics["_baseline"])
+        reused = evaluate_topic_folder(str(out), data=str(dev), fitted_baseline=result.fitted_baseline)
     assert reused["systems"]["tfidf_char_lr"] == results["systems"]["tfidf_char_lr"]
     assert "encoder_alone = the encoder without it" in (out / "eval" / "report.md").read_text(encoding="utf-8")
+    # Right after training the eval reuses training's dev probabilities (no encoder pass) and
+    # reports what a fresh pass reports.
+    on_dev = evaluate_topic_folder(str(out), baseline=False)
+    assert result.dev_probabilities is not None
+    import xinwen.inference.topic.classifier as classifier_module
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(classifier_module.NewsClassifier, "_encoder_pass",
+                      lambda *a, **k: (_ for _ in ()).throw(AssertionError("encoder pass despite reuse")))
+        after_training = evaluate_topic_folder(str(out), baseline=False, dev_probabilities=result.dev_probabilities)
+    assert after_training["systems"] == on_dev["systems"]
     # The report's xinwen column is what NewsClassifier predicts.
     clf = NewsClassifier.from_pretrained(out, device="cpu")
     recs = [json.loads(line) for line in dev.read_text(encoding="utf-8").splitlines()]
@@ -128,7 +140,7 @@ def test_training_fits_the_expert_and_eval_reports_both(tiny_encoder_dir, topic_
 
     # Weight 0: the encoder alone, no files, and retraining removes a stale expert.
     train_topic(tiny_config(tiny_encoder_dir, train, dev, out, "train.epochs=1", "lexical.weight=0",
-                            "train.resume=false"))
+                            "train.resume=false"), overwrite=True)
     assert not (out / LEXICAL_JSON).exists() and NewsClassifier.from_pretrained(out).lexical is None
     assert set(evaluate_topic_folder(str(out), data=str(dev))["systems"]) == {"xinwen", "tfidf_char_lr"}
     assert not (out / "eval" / "confusion_encoder_alone.png").exists()  # no stale plot from the earlier run

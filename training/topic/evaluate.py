@@ -141,14 +141,20 @@ def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str |
         else:
             predicted = tfidf_baseline(load_topic_splits(cfg)[0], labels, fitted_baseline)(records)
         systems["tfidf_char_lr"] = classification_report(gold, predicted, labels)
+    write_report(results, out)
+    return results
+
+
+def write_report(results: dict, out: Path) -> None:
+    """report.json, report.md and one confusion plot per system into ``out``; the table to stdout."""
+    systems = results["systems"]
     for stale in out.glob("confusion_*.png"):  # e.g. encoder_alone after retraining without the expert
         if stale.stem.removeprefix("confusion_") not in systems:
             stale.unlink()
     for sys_name, rep in systems.items():
-        plot_confusion(rep, f"{sys_name} on {name}", out / f"confusion_{sys_name}.png")
+        plot_confusion(rep, f"{sys_name} on {results['data']}", out / f"confusion_{sys_name}.png")
     (out / "report.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
     text = render_markdown(results)
     (out / "report.md").write_text(text, encoding="utf-8")
-    print(text)
+    print(text)  # the report is the command's output
     logger.info("report written to %s", out)
-    return results
