@@ -29,8 +29,8 @@ class TextSettings:
     # "chunks" reads at most this many windows per article (the first ones; 0 = as many as the
     # article needs). The cap bounds the cost of one huge record: a near-1 MiB article is ~3,900
     # 128-token windows for an e5-small-sized model, measured ~0.6 s each on one thread of a
-    # 2-core machine at load 10 (~40 min); 64 windows took 50 s there (~10x less on a quiet
-    # machine with both cores). 64 windows of 128 tokens cover ~7,000 characters: 99% of the
+    # 2-core machine at load 10 (~40 min); 64 windows took 50 s there (a quiet machine with both
+    # cores is faster; not measured). 64 windows of 128 tokens cover ~7,000 characters: 99% of the
     # bundled articles read exactly what they read uncapped; longer ones are read up to there.
     max_chunks: int = DEFAULT_MAX_CHUNKS
     # e5 was trained with "query: " for symmetric tasks such as classification.
