@@ -8,7 +8,7 @@ never imports training) all batch the same way, so padding and ordering are defi
 >>> length_batches([3, 1, 2, 9], batch_size=2)
 [[1, 2], [0, 3]]
 >>> length_batches([4, 4, 4, 16], batch_size=1, max_batch_tokens=16)
-[[0, 1, 2, 3]]
+[[0, 1, 2], [3]]
 """
 from __future__ import annotations
 
