@@ -95,7 +95,6 @@ class Fields:
 class RawItem:
     line: int
     payload: Any = None  # JSONL: bytes; CSV: list of fields; Parquet: dict
-    end_line: int = 0
     problem: tuple[str, str] | None = None  # (kind, reason) when the reader could not frame a record
     size: int = 0
 
@@ -379,7 +378,7 @@ class RecordReader:
                     line = line.removeprefix(codecs.BOM_UTF8)
                 payload = line.rstrip(b"\r\n")
                 if payload.strip():  # blank lines separate nothing and are not records
-                    yield RawItem(line_no, payload, line_no, None, len(payload))
+                    yield RawItem(line_no, payload, None, len(payload))
 
     def _skip_long_line(self, line: bytes, line_no: int, limit: int) -> RawItem:
         size = len(line)
@@ -389,7 +388,7 @@ class RecordReader:
             if not line:
                 break
             size += len(line)
-        return RawItem(line_no, head, line_no, (OVERSIZE, f"line is {size} bytes, over --max-record-bytes {limit}"),
+        return RawItem(line_no, head, (OVERSIZE, f"line is {size} bytes, over --max-record-bytes {limit}"),
                        size)
 
     # -- CSV -----------------------------------------------------------------------------------
@@ -455,7 +454,7 @@ class RecordReader:
                 # A stray quote can swallow the following lines into one "record". Reject only
                 # its first line and read the others again, so one bad quote costs one record.
                 pending.extendleft(reversed(taken[1:]))
-                yield RawItem(taken[0][0], taken[0][1], taken[0][0],
+                yield RawItem(taken[0][0], taken[0][1],
                               (MALFORMED_CSV, f"malformed CSV row: {problem or 'unbalanced quotes'}"),
                               len(taken[0][1]))
                 reader = csv.reader(feed(), strict=True)
@@ -463,15 +462,15 @@ class RecordReader:
             yield self._csv_item(row, problem, taken)
 
     def _csv_item(self, row: list[str] | None, problem: str | None, taken: list[tuple[int, str, bool]]) -> RawItem:
-        first, last = taken[0][0], taken[-1][0]
+        first = taken[0][0]
         size = sum(len(t[1].encode(self.encoding, errors="replace")) for t in taken)
         if problem is not None:
-            return RawItem(first, taken[0][1], last, (MALFORMED_CSV, f"malformed CSV row: {problem}"), size)
+            return RawItem(first, taken[0][1], (MALFORMED_CSV, f"malformed CSV row: {problem}"), size)
         if not all(t[2] for t in taken):
-            return RawItem(first, "".join(t[1] for t in taken), last,
+            return RawItem(first, "".join(t[1] for t in taken),
                            (UNDECODABLE, f"bytes are not valid {self.encoding}; fix: pass the right --encoding"),
                            size)
-        return RawItem(first, row, last, None, size)
+        return RawItem(first, row, None, size)
 
     # -- Parquet -------------------------------------------------------------------------------
     def _open_parquet(self) -> None:
@@ -496,7 +495,7 @@ class RecordReader:
                 self._rows_read = row_no
                 size = sum(len(v.encode("utf-8")) if isinstance(v, str) else 0
                            for v in (row.get(self.fields.body), row.get(self.fields.title)))
-                yield RawItem(row_no, row, row_no, None, size)
+                yield RawItem(row_no, row, None, size)
 
 
 def _check_path(path: Path, what: str) -> str:

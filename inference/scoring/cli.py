@@ -19,6 +19,12 @@ logger = logging.getLogger("xinwen.score")
 
 
 def add_score_parsers(subparsers) -> None:
+    """The ``score`` and ``export`` subcommands (``xinwen`` and this module's own parser add them)."""
+    add_score_parser(subparsers)
+    add_export_parser(subparsers)
+
+
+def add_score_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "score", help="score a JSONL/CSV/Parquet file of articles: topic, confidence, headline",
         description="Stream a file of articles through the classifier (and headline generator) into a "
@@ -70,6 +76,8 @@ def add_score_parsers(subparsers) -> None:
                    help="--engine ray: GPUs per actor (0: CPU actors, one per --threads cores)")
     p.set_defaults(func=cmd_score)
 
+
+def add_export_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "export", help="write a faster copy of a classifier: dynamic int8 and/or ONNX",
         description="Write OUT, a copy of the classifier DIR for a faster backend, and measure its quality "
