@@ -7,8 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_headline_train import _files as headline_files
-from test_headline_train import _overrides as headline_overrides
+from test_headline_train import headline_files, headline_overrides
 from test_train_topic import tiny_config_overrides
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ from xinwen.training.cli import main
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "headline.yaml"
 
 
-def _files(tmp_path):
+def headline_files(tmp_path):
     rename = lambda recs: [{"id": r["id"], "headline": r["title"], "text": r["body"]} for r in recs]  # noqa: E731
     train = write_jsonl(tmp_path / "train.jsonl", rename(headline_records(48)))
     dev = write_jsonl(tmp_path / "dev.jsonl", rename(headline_records(8, offset=48)))
@@ -23,7 +23,7 @@ def _files(tmp_path):
     return train, dev, test
 
 
-def _overrides(tmp_path, encoder_dir, train, dev, out, **extra):
+def headline_overrides(tmp_path, encoder_dir, train, dev, out, **extra):
     base = {
         "model.name_or_path": str(encoder_dir), "model.decoder_layers": 1, "model.freeze_encoder_layers": 2,
         "data.train": str(train), "data.dev": str(dev), "data.title_column": "headline",
@@ -40,9 +40,9 @@ def _overrides(tmp_path, encoder_dir, train, dev, out, **extra):
 def trained(tmp_path_factory, tiny_encoder_dir):
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("headline_run")
-    train, dev, test = _files(tmp)
+    train, dev, test = headline_files(tmp)
     out = tmp / "run"
-    assert main(["train", str(CONFIG), *_overrides(tmp, tiny_encoder_dir, train, dev, out), "--no-eval"]) == 0
+    assert main(["train", str(CONFIG), *headline_overrides(tmp, tiny_encoder_dir, train, dev, out), "--no-eval"]) == 0
     return out, test
 
 
@@ -126,11 +126,11 @@ def test_any_seq2seq_checkpoint_trains_through_the_same_command(tmp_path):
     from xinwen.inference import HeadlineGenerator
 
     torch.set_num_threads(1)
-    train, dev, _ = _files(tmp_path)
+    train, dev, _ = headline_files(tmp_path)
     bart = save_tiny_bart(tmp_path / "bart")
     out = tmp_path / "run"
     extra = {"model.freeze_encoder_layers": 0, "model.freeze_embeddings": "false", "train.epochs": 1}
-    assert main(["train", str(CONFIG), *_overrides(tmp_path, bart, train, dev, out, **extra), "--no-eval"]) == 0
+    assert main(["train", str(CONFIG), *headline_overrides(tmp_path, bart, train, dev, out, **extra), "--no-eval"]) == 0
     gen = HeadlineGenerator.from_pretrained(out, device="cpu")
     assert type(gen.model).__name__ == "BartForConditionalGeneration"
     assert json.loads((out / "config.json").read_text())["architectures"] == ["BartForConditionalGeneration"]

@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from test_headline_train import CONFIG as HEADLINE_CONFIG
-from test_headline_train import _files as headline_files
-from test_headline_train import _overrides as headline_overrides
+from test_headline_train import headline_files, headline_overrides
 from test_train_topic import tiny_config_overrides
 from training_runs import run_training_child
 
