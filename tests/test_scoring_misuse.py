@@ -119,6 +119,8 @@ def test_output_paths_are_checked_before_any_work(tmp_path, analyzer, tiny_class
         score(None, tiny_classifier_dir, source, folder)  # no analyzer: nothing may be loaded
     with pytest.raises(ScoringError, match=r"unsupported extension '\.gz'"):
         score(None, tiny_classifier_dir, source, tmp_path / "out.jsonl.gz")
+    with pytest.raises(ScoringError, match=r"cannot write in .*in.jsonl.*fix: choose an --output in a folder"):
+        score(analyzer, tiny_classifier_dir, source, source / "out.jsonl")  # a file where a folder should be
     nested = tmp_path / "new" / "deeper" / "out.csv"  # a missing folder is created
     assert score(analyzer, tiny_classifier_dir, source, nested).scored == 5 and nested.is_file()
 
@@ -230,6 +232,14 @@ def test_wrong_or_damaged_model_folders_fail_before_any_work(tmp_path, tiny_clas
 def test_every_flag_is_range_checked(tmp_path, tiny_classifier_dir, source, caplog, flags, message):
     assert _cli(tiny_classifier_dir, source, tmp_path / "out.jsonl", *flags) == 2
     assert message in caplog.text
+
+
+def test_a_gpu_device_is_checked_against_the_gpus_present(tmp_path, tiny_classifier_dir, source, caplog):
+    import torch
+
+    wanted, message = (("cuda:99", "only") if torch.cuda.is_available() else ("cuda", "no CUDA GPU is visible here"))
+    assert _cli(tiny_classifier_dir, source, tmp_path / "out.jsonl", "--device", wanted) == 2
+    assert f"--device {wanted}: {message}" in caplog.text
 
 
 def test_flag_problems_are_reported_all_at_once(tmp_path, tiny_classifier_dir, source, caplog):

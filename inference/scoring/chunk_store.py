@@ -65,7 +65,7 @@ class OutputLock:
         self.path, self.output = path, output
         self._fd: int | None = None
 
-    def __enter__(self) -> "OutputLock":
+    def acquire(self) -> "OutputLock":
         import fcntl
 
         while self._fd is None:
@@ -95,11 +95,17 @@ class OutputLock:
         except FileNotFoundError:
             return False
 
-    def __exit__(self, *exc: Any) -> None:
+    def release(self) -> None:
         # Unlink while still holding the lock, so no one can lock the old file in between.
         self.path.unlink(missing_ok=True)
         os.close(self._fd)
         self._fd = None
+
+    def __enter__(self) -> "OutputLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
 
 
 def _jsonable(value: Any) -> Any:

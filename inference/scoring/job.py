@@ -453,11 +453,18 @@ def preflight(opts: ScoreOptions, check_models: bool = True, owner: bool = True)
 @contextlib.contextmanager
 def output_lock(opts: ScoreOptions):
     """Hold ``OUTPUT.lock`` (see ``OutputLock``); creates the output's folder if it is missing."""
-    if not opts.output.parent.is_dir():
-        logger.info("creating the output folder %s", opts.output.parent)
-        opts.output.parent.mkdir(parents=True, exist_ok=True)
-    with OutputLock(opts.lock, opts.output):
+    try:
+        if not opts.output.parent.is_dir():
+            logger.info("creating the output folder %s", opts.output.parent)
+            opts.output.parent.mkdir(parents=True, exist_ok=True)
+        lock = OutputLock(opts.lock, opts.output).acquire()
+    except OSError as err:  # a read-only folder, or a file where a folder should be
+        raise ScoringError(f"--output {opts.output}: cannot write in {opts.output.parent} ({err.strerror or err}); "
+                           "fix: choose an --output in a folder you can write") from None
+    try:
         yield
+    finally:
+        lock.release()
 
 
 def run_score_job(opts: ScoreOptions, analyzer: Any = None, shard: Shard | None = None) -> ScoreSummary:
