@@ -31,17 +31,17 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from xinwen.inference.records.readers import Fields, InputRecord, RecordReader, Reject, validate_row
 from xinwen.inference.scoring.chunk_store import ChunkStore, ChunkStoreError
-from xinwen.inference.scoring.job import (ScoreOptions, ScoreSummary, ScoringError, job_manifest, output_names,
-                                          result_row)
+from xinwen.inference.scoring.job import (ScoreOptions, ScoreSummary, ScoringError, Shard, build_analyzer,
+                                          check_output_free, chunk_entries, job_manifest, output_lock, output_names,
+                                          preflight, result_row)
 from xinwen.inference.text import ArticleText
 
 logger = logging.getLogger(__name__)
@@ -210,26 +210,32 @@ def _packed(parsed: InputRecord | Reject) -> dict[str, Any]:
             "original": parsed.original, "passthrough": parsed.passthrough}
 
 
-class ChunkScorer(NewsScorer):
-    """The ``--engine ray`` actor: scores the chunks a read task checked (no second check) and
-    answers each with its chunk-store entries, ``{"o": output row}`` or ``{"r": reject row}``."""
+class ChunkScorer:
+    """The ``--engine ray`` actor: loads the model as ``xinwen score`` does (``build_analyzer``) and
+    turns each chunk the read tasks checked into its chunk-store entries with the local scorer's own
+    ``chunk_entries``: the same slices, batches and rows."""
 
-    def __init__(self, names: dict[str, str], **kwargs: Any):
-        super().__init__(**kwargs)
-        self.names = names
+    def __init__(self, opts: ScoreOptions):
+        self.opts = opts
+        self.names = output_names(opts.fields)
+        self.analyzer = build_analyzer(opts, Shard())
+        self.pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
 
     def __call__(self, batch):
         import pyarrow as pa
 
-        entries = [json.dumps(self.score_chunk(json.loads(text)))
-                   for text in batch["records"].to_pylist()]
+        entries = [json.dumps(self.score_chunk(json.loads(text))) for text in batch["records"].to_pylist()]
         return pa.table({"chunk": batch["chunk"], "entries": entries})
 
     def score_chunk(self, packed: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        records = [InputRecord(p["line"], ArticleText(p["title"], p["body"]), p["original"], p["passthrough"])
-                   for p in packed if "r" not in p]
-        results = iter(self.score_records(records, self.names))
-        return [p if "r" in p else {"o": next(results)} for p in packed]
+        parsed = [Reject(p["r"]["line"], p["r"]["kind"], p["r"]["reason"], p["r"].get("excerpt", ""), p["r"].get("id"))
+                  if "r" in p else
+                  InputRecord(p["line"], ArticleText(p["title"], p["body"]), p["original"], p["passthrough"])
+                  for p in packed]
+        entries = chunk_entries(parsed, self.analyzer, self.opts, self.names)
+        if self.pause:
+            time.sleep(self.pause)
+        return entries
 
 
 def _connect(ray, address: str | None) -> bool:
@@ -267,16 +273,8 @@ def _actor_plan(ray, opts: ScoreOptions, ray_opts: RayOptions) -> dict[str, Any]
     return {"size": size, "num_cpus": threads, "num_gpus": 0, "threads": threads}
 
 
-def _scorer_kwargs(opts: ScoreOptions, threads: int) -> dict[str, Any]:
-    def absolute(folder: str | None) -> str | None:  # workers do not share the driver's working directory
-        return str(Path(folder).resolve()) if folder and Path(folder).exists() else folder
-
-    return {"classifier": absolute(opts.classifier), "headline": absolute(opts.headline),
-            "body_column": opts.fields.body, "title_column": opts.fields.title, "top_k": opts.top_k,
-            "threshold": opts.threshold, "batch_size": opts.batch_size, "max_batch_tokens": opts.max_batch_tokens,
-            "headline_batch_size": opts.headline_batch_size, "backend": opts.backend, "device": opts.device,
-            "threads": threads, "long_text": opts.long_text, "max_length": opts.max_length,
-            "first_stage": opts.first_stage, "max_record_bytes": opts.fields.max_record_bytes}
+def _absolute(folder: str | None) -> str | None:
+    return str(Path(folder).resolve()) if folder and Path(folder).exists() else folder
 
 
 def _dataset(ray, opts: ScoreOptions, reader: RecordReader, committed: set[int], plan: dict[str, Any]):
@@ -285,9 +283,13 @@ def _dataset(ray, opts: ScoreOptions, reader: RecordReader, committed: set[int],
         _read_shard, batch_size=1, batch_format="pyarrow", num_cpus=0,  # reading is light beside the model
         fn_kwargs={"path": str(opts.input.resolve()), "fields": opts.fields, "encoding": reader.encoding,
                    "chunk_size": opts.chunk_size, "shards": shards, "committed": frozenset(committed)})
+    # The actors' options: the driver's, with the threads of one actor and absolute model paths
+    # (workers do not share the driver's working directory).
+    actor_opts = replace(opts, threads=plan["threads"], classifier=_absolute(opts.classifier),
+                         headline=_absolute(opts.headline), progress=False)
     return read.map_batches(
         ChunkScorer, batch_size=1, batch_format="pyarrow",  # one chunk per call
-        fn_constructor_kwargs={"names": output_names(opts.fields), **_scorer_kwargs(opts, plan["threads"])},
+        fn_constructor_kwargs={"opts": actor_opts},
         compute=ray.data.ActorPoolStrategy(size=plan["size"]), num_cpus=plan["num_cpus"],
         num_gpus=plan["num_gpus"] or None, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS,
         runtime_env={"env_vars": _forwarded_env()})
@@ -313,26 +315,24 @@ class _ChunkCollector:
 
 
 def run_ray_score_job(opts: ScoreOptions, ray_opts: RayOptions | None = None) -> ScoreSummary:
-    """``xinwen score --engine ray``: the job of ``run_score_job`` on a Ray cluster; same output."""
+    """``xinwen score --engine ray``: the job of ``run_score_job`` on a Ray cluster; same output,
+    same checks before any work, same lock on the output."""
     ray_opts = ray_opts or RayOptions()
     ray = import_ray()
-    reader = RecordReader(opts.input, opts.fields, opts.encoding)  # fails fast on a bad file
-    from xinwen.inference.topic.backends import BACKENDS, recorded_backend
-
-    backend = (recorded_backend(opts.classifier) or "torch") if opts.backend == "auto" else opts.backend
-    if backend not in BACKENDS:
-        raise ScoringError(f"--backend: expected one of {('auto',) + BACKENDS}, got {opts.backend!r}")
-    store = ChunkStore(opts.parts)
     try:
-        store.prepare(job_manifest(opts, reader, backend), resume=opts.resume, overwrite=opts.overwrite)
-        committed = store.committed()
-        started_here = _connect(ray, ray_opts.address)
-        try:
-            collector = _collect(ray, opts, ray_opts, reader, store, committed)
-        finally:
-            if started_here:
-                ray.shutdown()
-        return _finish(opts, store, collector, committed, labels=_labels(opts.classifier))
+        reader, backend = preflight(opts)
+        with output_lock(opts):
+            check_output_free(opts)  # again, under the lock
+            store = ChunkStore(opts.parts)
+            store.prepare(job_manifest(opts, reader, backend), resume=opts.resume, overwrite=opts.overwrite)
+            committed = store.committed()
+            started_here = _connect(ray, ray_opts.address)
+            try:
+                collector = _collect(ray, opts, ray_opts, reader, store, committed)
+            finally:
+                if started_here:
+                    ray.shutdown()
+            return _finish(opts, store, collector, committed, labels=_labels(opts.classifier))
     except ChunkStoreError as err:
         raise ScoringError(str(err)) from err
 
