@@ -28,10 +28,12 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from xinwen.inference.encoders.loading import ModelFolderError
-from xinwen.inference.records.readers import ENCODINGS, Fields, InputError, InputRecord, RawItem, RecordReader
+from xinwen.inference.records.readers import (ENCODINGS, Fields, InputError, InputRecord, RawItem, RecordReader,
+                                              Reject)
 from xinwen.inference.records.writers import output_format
 from xinwen.inference.scoring.chunk_store import ChunkStore, ChunkStoreError, OutputLock
 from xinwen.inference.settings import BACKENDS
@@ -351,12 +353,13 @@ def _slices(records: list[InputRecord], opts: ScoreOptions, max_length: int) -> 
     return length_batches(lengths, opts.batch_size, opts.max_batch_tokens or opts.batch_size * max_length)
 
 
-def _score_chunk(store: ChunkStore, k: int, items: list[RawItem], reader: RecordReader, analyzer: Any,
-                 opts: ScoreOptions, names: dict[str, str], progress: "_Progress") -> int:
-    parsed = [reader.parse(raw) for raw in items]
+def chunk_entries(parsed: list[InputRecord | Reject], analyzer: Any, opts: ScoreOptions, names: dict[str, str],
+                  on_scored: Callable[[list[int]], None] | None = None) -> list[dict]:
+    """One chunk's chunk-store entries, ``{"o": output row}`` or ``{"r": reject row}`` in input
+    order. Both engines call it (the Ray engine on its actors), so a chunk is batched, and
+    answered, the same way by either. ``on_scored(indices)`` after each slice."""
     index = [i for i, p in enumerate(parsed) if isinstance(p, InputRecord)]
     results: dict[int, dict] = {}
-    progress.advance([raw for raw, p in zip(items, parsed) if not isinstance(p, InputRecord)])  # rejects: done
     for part in _slices([parsed[i] for i in index], opts, analyzer.classifier.settings.text.max_length):
         chosen = [index[j] for j in part]
         analyses = analyzer.analyze_prepared(
@@ -364,10 +367,20 @@ def _score_chunk(store: ChunkStore, k: int, items: list[RawItem], reader: Record
             threshold=opts.threshold, batch_size=opts.batch_size, max_batch_tokens=opts.max_batch_tokens,
             headline_batch_size=opts.headline_batch_size)
         results.update(zip(chosen, analyses))
-        progress.advance([items[i] for i in chosen], scored=len(chosen))
-    store.write_chunk(k, [{"o": result_row(p, results[i], names, opts.headline is not None)}
-                          if isinstance(p, InputRecord) else {"r": p.to_row()} for i, p in enumerate(parsed)])
-    return len(index)
+        if on_scored is not None:
+            on_scored(chosen)
+    return [{"o": result_row(p, results[i], names, opts.headline is not None)}
+            if isinstance(p, InputRecord) else {"r": p.to_row()} for i, p in enumerate(parsed)]
+
+
+def _score_chunk(store: ChunkStore, k: int, items: list[RawItem], reader: RecordReader, analyzer: Any,
+                 opts: ScoreOptions, names: dict[str, str], progress: "_Progress") -> int:
+    parsed = [reader.parse(raw) for raw in items]
+    progress.advance([raw for raw, p in zip(items, parsed) if not isinstance(p, InputRecord)])  # rejects: done
+    entries = chunk_entries(parsed, analyzer, opts, names,
+                            lambda chosen: progress.advance([items[i] for i in chosen], scored=len(chosen)))
+    store.write_chunk(k, entries)
+    return sum(isinstance(p, InputRecord) for p in parsed)
 
 
 class _Progress:
