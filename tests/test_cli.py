@@ -59,7 +59,7 @@ def test_print_config_shows_every_default_and_trains_nothing(tmp_path, capsys):
     assert printed.startswith("# resolved from ") and "train.epochs=1" in printed.splitlines()[0]
     resolved = yaml.safe_load(printed)
     assert resolved["train"]["epochs"] == 1
-    assert resolved["train"]["keep_checkpoints"] == 2 and resolved["generation"]["repetition_penalty"] == 1.0
+    assert resolved["train"]["keep_checkpoints"] == 0 and resolved["generation"]["repetition_penalty"] == 1.0
     assert not out_dir.exists()
     # The printed config is a config: it loads back to the same values.
     (tmp_path / "resolved.yaml").write_text(printed, encoding="utf-8")

@@ -111,10 +111,10 @@ class TrainSection:
     eval_batch_size: int = 32
     # Checkpoint (for resume) every N optimizer steps and at each epoch end; 0 = at epoch ends only.
     checkpoint_every: int = 200
-    # Resumable checkpoints kept while training (the newest N). After a successful run they are
-    # pruned to this number; 0 = none, only the final model stays (checkpoints are ~80% of a
-    # folder's size and useless once the run finished).
-    keep_checkpoints: int = 2
+    # Resumable checkpoints kept after a successful run (the newest N; while training the newest
+    # max(1, N) are kept so an interrupted run can resume). 0, the default, = none: only the final
+    # model stays (checkpoints were ~80% of a folder's size and are useless once the run finished).
+    keep_checkpoints: int = 0
     resume: bool = True
     # Training curves (loss, learning rate, dev metrics over steps) through accelerate's trackers,
     # under output_dir/logs: "csv", "tensorboard" (pip install 'xinwen[tensorboard]') or "none".
