@@ -59,7 +59,8 @@ class MemorySampler(threading.Thread):
                 cmd = " ".join(proc.info["cmdline"] or [])
                 if proc.info["memory_info"] is None:
                     continue
-                role = ("actor" if "ChunkScorer" in cmd else "driver" if proc.info["pid"] == self.root_pid
+                scorer = "xinwen.inference.scoring.cli" in cmd and proc.info["pid"] != self.root_pid
+                role = ("actor" if "ChunkScorer" in cmd or scorer else "driver" if proc.info["pid"] == self.root_pid
                         else "ray" if ("ray" in cmd and ("raylet" in cmd or "gcs_server" in cmd or "ray::" in cmd
                                                          or "default_worker" in cmd)) else None)
                 if role is None:
@@ -72,11 +73,25 @@ class MemorySampler(threading.Thread):
             time.sleep(0.2)
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def run(engine: str, model: Path, source: Path, threads: int) -> dict:
+    """engine: ``local`` (one process, all cores), ``local-sharded`` (one one-thread process per
+    core through torchrun, as `accelerate launch` starts them) or ``ray``."""
     output = OUT / f"score_ray_{engine}.jsonl"
-    command = [sys.executable, "-m", "xinwen.inference.scoring.cli", "score", "--engine", engine, "--classifier",
-               str(model), "--input", str(source), "--output", str(output), "--overwrite", "--no-progress",
-               "--threads", str(threads if engine == "local" else 1)]
+    launcher = [sys.executable]
+    if engine == "local-sharded":
+        launcher += ["-m", "torch.distributed.run", "--nproc-per-node", str(threads), "--master-addr", "127.0.0.1",
+                     "--master-port", str(_free_port())]
+    command = launcher + ["-m", "xinwen.inference.scoring.cli", "score", "--engine", engine.split("-")[0],
+                          "--classifier", str(model), "--input", str(source), "--output", str(output), "--overwrite",
+                          "--no-progress", "--threads", str(threads if engine == "local" else 1)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RAY_AUTH_MODE": "disabled"}
     started = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -88,14 +103,15 @@ def run(engine: str, model: Path, source: Path, threads: int) -> dict:
     sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"{engine} run failed:\n{stderr[-3000:]}")
-    job = re.search(r"(\d+) articles in ([\d.]+) s", stdout)
+    # Sharded: every process reports its own share; the job took as long as the slowest.
+    shares = [(int(n), float(s)) for n, s in re.findall(r"(\d+) articles in ([\d.]+) s", stdout)]
+    articles, job_s = sum(n for n, _ in shares), max(s for _, s in shares)
     by_role: dict[str, list[int]] = {}
     for (role, _), peak in sampler.peaks.items():
         by_role.setdefault(role, []).append(peak)
     mib = lambda b: round(b / 2**20)  # noqa: E731
-    return {"engine": engine, "wall_s": round(wall, 1), "articles": int(job.group(1)), "job_s": float(job.group(2)),
-            "articles_per_s_wall": round(int(job.group(1)) / wall, 2),
-            "articles_per_s_job": round(int(job.group(1)) / float(job.group(2)), 2),
+    return {"engine": engine, "wall_s": round(wall, 1), "articles": articles, "job_s": job_s,
+            "articles_per_s_wall": round(articles / wall, 2), "articles_per_s_job": round(articles / job_s, 2),
             "driver_peak_mib": mib(max(by_role.get("driver", [0]))),
             "actor_peak_mib": sorted(mib(p) for p in by_role.get("actor", [])),
             "all_processes_peak_mib": mib(sampler.total_peak), "output": str(output), "summary": stdout.strip()}
@@ -120,15 +136,15 @@ def main() -> None:
     model = model_folder(args.model)
     results = {"model": args.model, "input": args.input, "cores": os.cpu_count(),
                "load_before": os.getloadavg()[0]}
-    results["local"] = run("local", model, Path(args.input), args.threads)
-    results["ray"] = run("ray", model, Path(args.input), args.threads)
+    for engine in ("local", "local-sharded", "ray"):
+        results[engine] = run(engine, model, Path(args.input), args.threads)
     results["agreement"] = agreement(Path(results["local"]["output"]), Path(results["ray"]["output"]))
     results["load_after"] = os.getloadavg()[0]
     OUT.mkdir(parents=True, exist_ok=True)
     saved = OUT / "score_ray.json"
     history = json.loads(saved.read_text()) if saved.is_file() else []
     saved.write_text(json.dumps(history + [results], indent=2, ensure_ascii=False) + "\n")
-    for engine in ("local", "ray"):
+    for engine in ("local", "local-sharded", "ray"):
         r = results[engine]
         print(f"| {args.model} | {engine} | {r['articles']} | {r['wall_s']} | {r['job_s']} | {r['articles_per_s_job']} "
               f"| {r['driver_peak_mib']} | {r['actor_peak_mib']} | {r['all_processes_peak_mib']} |")
