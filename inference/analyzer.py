@@ -13,13 +13,13 @@ label and no headline (it has one already).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
 import torch
 
-from xinwen.inference.text import Article, ArticleText, as_article
+from xinwen.inference.text import Article, ArticleText, as_article, is_one_article
 from xinwen.inference.topic.backends import load_classifier
 from xinwen.inference.topic.classifier import NewsClassifier
 
@@ -67,7 +67,7 @@ class NewsAnalyzer:
         ``Analysis`` out; a list in, a list out; ``[]`` for ``[]``.
 
         Below ``threshold`` (default: the one saved with the classifier) the label is ``other``."""
-        single = isinstance(articles, (str, Mapping)) or not isinstance(articles, Sequence)
+        single = is_one_article(articles) or not isinstance(articles, Sequence)
         items = [articles] if single else list(articles)
         prepared = [as_article(item, None if single else i) for i, item in enumerate(items)]
         results = self.analyze_prepared(prepared, items, top_k=top_k,

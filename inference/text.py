@@ -98,6 +98,13 @@ def is_empty_article(article: ArticleText) -> bool:
     return not (article.title or article.body)
 
 
+def is_one_article(item) -> bool:
+    """True for what ``predict``/``generate``/``analyze`` take as one article rather than a list:
+    text, bytes (so they are refused whole, not read as a list of ints), a mapping, an
+    ``ArticleText``."""
+    return isinstance(item, (str, bytes, bytearray, Mapping, ArticleText))
+
+
 def as_article(item: Article, index: int | None = None) -> ArticleText:
     """A plain string (the body) or a mapping with ``title`` and/or ``body``, cleaned (an
     ``ArticleText`` is already clean and passes as it is).
@@ -123,6 +130,12 @@ def as_article(item: Article, index: int | None = None) -> ArticleText:
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"article{where}: field {name!r} must be a string, got {type(value).__name__}")
         article = clean_article(title, body)
+        if is_empty_article(article) and not {"title", "body"} & set(item):
+            raise ValueError(f"article{where} {EMPTY_ARTICLE}; the mapping has no 'title' or 'body' key, "
+                             f"only {sorted(map(str, item))[:8]}")
+    elif isinstance(item, (bytes, bytearray)):
+        raise TypeError(f"article{where} is {type(item).__name__}, expected text; "
+                        "fix: decode it first, e.g. data.decode('utf-8')")
     else:
         raise TypeError(f"article{where} must be a str or a mapping with 'title' and/or 'body', "
                         f"got {type(item).__name__}")

@@ -35,7 +35,7 @@ def _cmd_train(args) -> int:
         from xinwen.training.topic.evaluate import evaluate_topic_folder
 
         result = train_topic(cfg, overwrite=args.overwrite)
-        if not args.no_eval:
+        if not args.no_eval and _is_main_process():
             evaluate_topic_folder(cfg.train.output_dir, data=None, baseline=True,
                                   dev_probabilities=result.dev_probabilities,
                                   fitted_baseline=result.fitted_baseline)
@@ -44,9 +44,14 @@ def _cmd_train(args) -> int:
         from xinwen.training.headline.evaluate import evaluate_headline_folder
 
         train_headline(cfg, overwrite=args.overwrite)
-        if not args.no_eval:
+        if not args.no_eval and _is_main_process():
             evaluate_headline_folder(cfg.train.output_dir, data=None)
     return 0
+
+
+def _is_main_process() -> bool:
+    """Under `accelerate launch` only rank 0 writes the eval report (the others would race it)."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _print_config(cfg, path, overrides: list[str]) -> None:
@@ -81,11 +86,16 @@ def _summary(path) -> str:
 
 
 def _cmd_eval(args) -> int:
-    from xinwen.inference.settings import ClassifierSettings
+    from pathlib import Path
 
+    from xinwen.inference.settings import ClassifierSettings
+    from xinwen.training.config.loading import ConfigError
+
+    if args.output and Path(args.output).exists() and not Path(args.output).is_dir():
+        raise ConfigError([f"--output {args.output} is a file, expected a folder for the report (the file is "
+                           "left as it is); choose a folder name"], "xinwen eval")
     task = ClassifierSettings.load(args.model_dir).task if not _is_headline(args.model_dir) else "headline"
     if task == "headline":
-        from xinwen.training.config.loading import ConfigError
         from xinwen.training.headline.evaluate import evaluate_headline_folder
 
         if args.long_text or args.max_length:
@@ -116,8 +126,10 @@ def _cmd_first_stage(args) -> int:
     from xinwen.training.topic.first_stage_fit import FirstStageOptions, fit_first_stage
 
     if args.remove:
-        remove_first_stage(args.model_dir)
-        logger.info("removed the first stage from %s", args.model_dir)
+        if remove_first_stage(args.model_dir):
+            logger.info("removed the first stage from %s", args.model_dir)
+        else:  # a mistyped folder must not read as done
+            logger.warning("%s holds no first stage (first_stage.json); nothing removed", args.model_dir)
         return 0
     report = fit_first_stage(FirstStageOptions(model_dir=args.model_dir, data=args.data, holdout=args.holdout,
                                                agreement=args.agreement, min_accepted=args.min_accepted))
@@ -152,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train from a bundled config (topic, headline) or a YAML file (+ key=value overrides)")
     p.add_argument("config", help="a bundled config name (`xinwen configs` lists them) or a YAML path")
-    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.epochs=2")
+    p.add_argument("overrides", nargs="*", default=[], help="dotted overrides, e.g. train.epochs=2")
     p.add_argument("--no-eval", action="store_true", help="skip the evaluation report after training")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run in train.output_dir (its files are deleted) instead of refusing it")
@@ -217,12 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = _parse(parser, argv)
     _setup_logging(args.verbose)
+    from xinwen.inference.encoders.loading import ModelFolderError
+    from xinwen.inference.records.readers import InputError
     from xinwen.training.config.loading import ConfigError
     from xinwen.training.data.files import DataError
 
     try:
         return args.func(args)
-    except (ConfigError, DataError, FileNotFoundError) as err:
+    except (ConfigError, DataError, ModelFolderError, InputError, FileNotFoundError) as err:
         logger.error("%s", err)
         return 2
 

@@ -90,7 +90,7 @@ class RunFolder:
                 return cls(path, finished=True)
             if not cfg.train.resume:  # the same run, asked not to resume: start it afresh
                 remove_run_files(path)
-        path.mkdir(parents=True, exist_ok=True)
+        _make_folder(path)
         save_yaml(cfg, path / CONFIG_FILE)
         _write_manifest(path, {"data_fingerprint": fingerprint, "finished": False, "files": []})
         return cls(path, finished=False)
@@ -113,6 +113,19 @@ class RunFolder:
 
     def listing(self) -> set[str]:
         return {p.name for p in self.path.iterdir()} if self.path.is_dir() else set()
+
+
+def _make_folder(path: Path) -> None:
+    """Create the run folder, or raise ConfigError naming train.output_dir when a file is in the
+    way or the folder cannot be created (else a raw FileExistsError/PermissionError escapes)."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError([f"{path} is a file, expected a folder for the run (the file is left as it is); "
+                           f"set train.output_dir to a folder path"], "train.output_dir")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError([f"cannot create the folder {path}: {err.strerror or err}; "
+                           f"set train.output_dir to a folder you can write"], "train.output_dir") from err
 
 
 def remove_run_files(path: Path) -> None:

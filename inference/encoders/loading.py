@@ -18,9 +18,18 @@ logger = logging.getLogger(__name__)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 
-def pick_device(device: str | None = None) -> torch.device:
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` checked (ValueError naming it, not torch's list of 20 device types or an
+    AssertionError from a CPU-only build), else the GPU when there is one."""
     if device:
-        return torch.device(device)
+        try:
+            chosen = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"device: expected 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}") from None
+        if chosen.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: no CUDA GPU is visible here; fix: pass device='cpu', or "
+                             "leave device out (the GPU is used when there is one)")
+        return chosen
     if torch.cuda.is_available():
         return torch.device("cuda")
     return torch.device("cpu")
@@ -37,8 +46,13 @@ def hub_reachable(timeout: float = 2.0) -> bool:
         return False
 
 
-def check_model_source(name_or_path: str, what: str = "model.name_or_path") -> str:
+def check_model_source(name_or_path: str | os.PathLike, what: str = "model.name_or_path") -> str:
     """Resolve builtin names; fail fast (not after a ~47 s hub retry) on a path that is not there."""
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"{what}: expected a folder path (str or Path), got {type(name_or_path).__name__}")
+    name_or_path = os.fspath(name_or_path)
+    if not name_or_path.strip():  # Path("") is the working directory: never what was meant
+        raise FileNotFoundError(f"{what}: the path is empty; expected a model folder written by `xinwen train`")
     if name_or_path.startswith(BUILTIN_PREFIX):
         return resolve_model_path(name_or_path)
     path = Path(name_or_path).expanduser()
@@ -49,6 +63,9 @@ def check_model_source(name_or_path: str, what: str = "model.name_or_path") -> s
                 "save_pretrained / `xinwen train`"
             )
         return str(path)
+    if path.exists():  # a file where a folder was meant: say so, not "the hub is unreachable"
+        raise FileNotFoundError(f"{what}: {name_or_path!r} is a file; expected a model folder written by "
+                                "save_pretrained / `xinwen train`")
     # Hub ids are "name" or "org/name"; anything else can only have meant a local path.
     if name_or_path.startswith((".", "/", "~")) or not _HUB_ID.match(name_or_path):
         raise FileNotFoundError(f"{what}: {name_or_path!r} is not an existing folder; check the path")
@@ -177,7 +194,7 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
 def load_classifier_model(path, device: torch.device, quantize: str | None = None, trust_remote_code: bool = False):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    source = check_model_source(str(path), what="classifier path")
+    source = check_model_source(path, what="classifier path")
     check_classifier_folder(source, what="classifier path")
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     model = AutoModelForSequenceClassification.from_pretrained(source, trust_remote_code=trust_remote_code)

@@ -9,17 +9,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
 
 from xinwen.inference.batching import length_batches, pad_batch
-from xinwen.inference.encoders.loading import check_model_source, pick_device
+from xinwen.inference.encoders.loading import check_headline_folder, check_model_source, pick_device
 from xinwen.inference.headline.text import encoder_text, headline_source, lead_headline, tighten_spaces
 from xinwen.inference.settings import SETTINGS_FILE
-from xinwen.inference.text import Article, as_article
+from xinwen.inference.text import Article, as_article, is_one_article
 
 
 @dataclass
@@ -46,6 +46,28 @@ class HeadlineSettings:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+# Counts a caller may override, with their least valid value: transformers itself answers 0 or
+# "2" with a ZeroDivisionError, a negative-dimension RuntimeError or a TypeError.
+_COUNTS = {"num_beams": 1, "max_new_tokens": 1, "min_new_tokens": 0, "no_repeat_ngram_size": 0,
+           "max_length": 1, "min_length": 0, "num_beam_groups": 1}
+
+
+def check_generation_overrides(overrides: dict, positions: int | None = None) -> None:
+    """ValueError naming the setting for a count that is not a valid integer, for more than one
+    headline per article, or for ``max_new_tokens`` past the decoder's ``positions``."""
+    for key, low in _COUNTS.items():
+        value = overrides.get(key)
+        if key in overrides and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise ValueError(f"generate(): {key}: expected an integer >= {low}, got {value!r}")
+    if overrides.get("num_return_sequences", 1) != 1:
+        raise ValueError("generate(): num_return_sequences: expected 1 (one headline per article), got "
+                         f"{overrides['num_return_sequences']!r}; fix: call generate once per setting instead")
+    longest = overrides.get("max_new_tokens")
+    if positions and longest is not None and longest >= positions:
+        raise ValueError(f"generate(): max_new_tokens: expected at most {positions - 1} (the decoder reads "
+                         f"{positions} positions, one taken by the start token), got {longest}")
+
+
 def generation_settings(base, overrides: dict):
     """A copy of the model's GenerationConfig with ``overrides``; unknown keys are an error."""
     from transformers import GenerationConfig
@@ -57,6 +79,12 @@ def generation_settings(base, overrides: dict):
                         "such as num_beams, length_penalty, no_repeat_ngram_size, min_new_tokens, max_new_tokens")
     config.validate()
     return config
+
+
+def _decoder_positions(config) -> int | None:
+    """The decoder's learned positions (encoder-decoder or BART-style config); None for relative ones (T5)."""
+    decoder = getattr(config, "decoder", None) or config
+    return getattr(decoder, "max_position_embeddings", None)
 
 
 class HeadlineGenerator:
@@ -74,7 +102,8 @@ class HeadlineGenerator:
 
         from xinwen.inference.headline.copy_model import load_seq2seq_model
 
-        source = check_model_source(str(path), what="headline model path")
+        source = check_model_source(path, what="headline model path")
+        check_headline_folder(source, what="headline model path")  # not transformers' list of 60 configs
         dev = pick_device(device)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
         model = load_seq2seq_model(source, trust_remote_code=trust_remote_code)
@@ -104,6 +133,7 @@ class HeadlineGenerator:
         Sources are sorted by length and padded per batch (little padding, no wasted compute);
         token_type_ids, which some BERT-style tokenizers add and seq2seq generate() rejects,
         are never passed."""
+        check_generation_overrides(overrides, _decoder_positions(self.model.config))
         config = generation_settings(self.model.generation_config, overrides)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         results: list[list[int]] = [[] for _ in encoded]
@@ -127,7 +157,7 @@ class HeadlineGenerator:
         a list out (``[]`` for ``[]``). Keyword arguments override the saved generation settings
         for this call, e.g. ``num_beams=1, max_new_tokens=24``. Deterministic: beam search, no
         sampling unless asked for."""
-        single = isinstance(articles, (str, Mapping))
+        single = is_one_article(articles)
         if not single and not isinstance(articles, Sequence):
             raise TypeError(f"generate() takes a str, a mapping with 'body', or a list of them; "
                             f"got {type(articles).__name__}")

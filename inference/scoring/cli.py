@@ -141,6 +141,8 @@ def cmd_score(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from xinwen.inference.encoders.loading import ModelFolderError
+    from xinwen.inference.records.readers import InputError
     from xinwen.inference.topic.backends import ExportError, export_classifier
 
     suffix = ("-onnx-int8" if args.int8 else "-onnx") if args.onnx else "-int8"
@@ -149,7 +151,7 @@ def cmd_export(args) -> int:
         report = export_classifier(args.model_dir, output, int8=args.int8, onnx=args.onnx,
                                    eval_data=args.eval_data, label_column=args.label_column,
                                    eval_limit=args.eval_limit)
-    except (ExportError, FileNotFoundError) as err:
+    except (ExportError, ModelFolderError, InputError, FileNotFoundError) as err:
         logger.error("%s", err)
         return 2
     print(f"wrote {report.output} (backend {report.backend}) in {report.seconds:.0f} s")

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from xinwen.inference.encoders.loading import check_model_source, quantize_int8
+from xinwen.inference.encoders.loading import check_classifier_folder, check_model_source, quantize_int8
 from xinwen.inference.settings import BACKENDS, SETTINGS_FILE, ClassifierSettings
 from xinwen.inference.text import as_article
 from xinwen.inference.topic.classifier import NewsClassifier
@@ -56,7 +56,7 @@ def load_classifier(path: str | Path, backend: str = "auto", device: str | None 
     """A ``NewsClassifier`` for ``path`` running on ``backend`` (``auto``: the exported one, else torch).
 
     A first stage fitted into the folder (``xinwen first-stage``) is used unless ``first_stage=False``."""
-    path = Path(check_model_source(str(path), what="classifier path"))
+    path = Path(check_model_source(path, what="classifier path"))
     chosen = (recorded_backend(path) or "torch") if backend == "auto" else backend
     if chosen not in BACKENDS:
         raise ValueError(f"backend: expected one of {('auto',) + BACKENDS}, got {backend!r}")
@@ -118,6 +118,25 @@ def _export_onnx(model: torch.nn.Module, file: Path) -> None:
                       dynamo=True, external_data=False, verbose=False)
 
 
+def _check_export_request(source: Path, output: Path, eval_data, eval_limit: int | None) -> None:
+    """Everything the export needs, checked before any work: a trained classifier to read, a new
+    folder to write (a file in the way is the user's, never replaced), readable evaluation data."""
+    check_classifier_folder(source, what="export DIR")
+    if output.resolve() == source.resolve():
+        raise ExportError(f"export: --output {output} is the source folder; choose a new folder")
+    if output.exists() and not output.is_dir():
+        raise ExportError(f"export: --output {output} is a file, expected a new folder (the file is left as it "
+                          "is); choose a folder name")
+    if output.exists() and any(output.iterdir()):
+        raise ExportError(f"export: --output {output} exists and is not empty; choose a new folder or delete it")
+    if eval_data is not None and not Path(eval_data).is_file():
+        raise ExportError(f"export: --eval-data {eval_data} does not exist; give a labelled JSONL, CSV or "
+                          "Parquet file")
+    if eval_limit is not None and eval_limit < 1:
+        raise ExportError(f"export: --eval-limit: expected an integer >= 1 (records to use), got {eval_limit}; "
+                          "omit it to use every record")
+
+
 def export_classifier(source: str | Path, output: str | Path, int8: bool = False, onnx: bool = False,
                       eval_data: str | Path | None = None, label_column: str = "label",
                       eval_limit: int | None = None) -> ExportReport:
@@ -125,13 +144,10 @@ def export_classifier(source: str | Path, output: str | Path, int8: bool = False
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     started = time.perf_counter()
-    source, output = Path(check_model_source(str(source), what="export DIR")), Path(output)
+    source, output = Path(check_model_source(source, what="export DIR")), Path(output)
     if not (int8 or onnx):
         raise ExportError("export: nothing to do; pass --int8, --onnx or both")
-    if output.resolve() == source.resolve():
-        raise ExportError(f"export: --output {output} is the source folder; choose a new folder")
-    if output.exists() and any(output.iterdir()):
-        raise ExportError(f"export: --output {output} exists and is not empty; choose a new folder or delete it")
+    _check_export_request(source, output, eval_data, eval_limit)
     backend = ("onnx-int8" if int8 else "onnx") if onnx else "int8"
     output.mkdir(parents=True, exist_ok=True)
 

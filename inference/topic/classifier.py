@@ -23,7 +23,8 @@ import torch
 from xinwen.inference.batching import length_batches, pad_batch
 from xinwen.inference.encoders.loading import load_classifier_model, pick_device
 from xinwen.inference.settings import ClassifierSettings, TextSettings
-from xinwen.inference.text import Article, ArticleText, as_article, chunk_ids, classifier_text, head_tail_ids
+from xinwen.inference.text import (Article, ArticleText, as_article, chunk_ids, classifier_text, head_tail_ids,
+                                   is_one_article)
 from xinwen.inference.topic.first_stage import FirstStage
 from xinwen.inference.topic.lexical import LexicalExpert
 from xinwen.inference.topic.runtimes import CheckedInt8Model, fragile_rows
@@ -307,7 +308,7 @@ class NewsClassifier:
         (default: the one saved with the model) the answer is the fallback label (``other``);
         ``top_k`` keeps that many labels in ``scores``."""
         _check_predict_arguments(top_k, threshold, batch_size)
-        single = isinstance(articles, (str, dict, ArticleText)) or not isinstance(articles, Sequence)
+        single = is_one_article(articles) or not isinstance(articles, Sequence)
         items = [articles] if single else list(articles)
         prepared = [as_article(a, None if single else i) for i, a in enumerate(items)]
         if not prepared:

@@ -82,6 +82,11 @@ class FirstStage:
         return cls(FirstStageSettings(**known), ngrams)
 
 
-def remove_first_stage(folder: str | Path) -> None:
+def remove_first_stage(folder: str | Path) -> bool:
+    """Delete the folder's first stage; False when it had none (nothing was removed)."""
+    removed = False
     for name in (STAGE_JSON, STAGE_TENSORS):
-        Path(folder, name).unlink(missing_ok=True)
+        if Path(folder, name).is_file():
+            Path(folder, name).unlink()
+            removed = True
+    return removed

@@ -69,6 +69,9 @@ def load_yaml(path: str | Path) -> dict:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise ConfigError([f"not valid YAML: {err}"], str(path)) from err
+    except UnicodeDecodeError as err:
+        raise ConfigError([f"not UTF-8 text (byte {err.start}: {err.reason}); expected a UTF-8 YAML file. "
+                           "fix: save it as UTF-8"], str(path)) from None
     if not isinstance(data, dict):
         raise ConfigError([f"top level must be a mapping of sections, got {type(data).__name__}"], str(path))
     return data
@@ -91,9 +94,12 @@ def build_dataclass(cls, data: dict, problems: list[str], prefix: str = ""):
     for name, value in data.items():
         if name in fields:
             value = _over_section_default(fields[name], value)
+            before = len(problems)
             ok, converted = _coerce(hints[name], value, prefix + name, problems)
             if ok:
                 kwargs[name] = converted
+            else:
+                _add_example(problems, before, fields[name], prefix + name)
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as err:
@@ -103,6 +109,15 @@ def build_dataclass(cls, data: dict, problems: list[str], prefix: str = ""):
         return cls(**valid)
     except (ValueError, TypeError):
         return None
+
+
+def _add_example(problems: list[str], before: int, field: dataclasses.Field, key: str) -> None:
+    """A type problem of a plain value gets the fix: a valid example, the field's default."""
+    default = field.default
+    if len(problems) != before + 1 or "e.g." in problems[-1] or isinstance(default, bool) \
+            or not isinstance(default, (int, float, str)) or default == "":
+        return
+    problems[-1] += f"; e.g. {key}={default}"
 
 
 def _over_section_default(field: dataclasses.Field, value):

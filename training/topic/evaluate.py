@@ -98,13 +98,15 @@ def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str |
     folder = Path(model_dir)
     cfg_path = folder / "config.yaml"
     cfg = load_config(cfg_path) if cfg_path.is_file() else TopicConfig()
+    # The folder is checked (by loading it) before anything is created in it: a mistyped or
+    # wrong folder must not be left holding an empty eval/.
+    clf = NewsClassifier.from_pretrained(folder, first_stage=False)  # the model itself is evaluated
     name, records = _eval_records(cfg, data)
     out = Path(output) if output else folder / "eval"
     out.mkdir(parents=True, exist_ok=True)
     labels = list(cfg.data.labels)
     gold = [r["label"] for r in records]
 
-    clf = NewsClassifier.from_pretrained(folder, first_stage=False)  # the model itself is evaluated
     try:
         override_text_settings(clf, long_text, max_length)
     except ValueError as err:

@@ -83,6 +83,7 @@ def fit_first_stage(opts: FirstStageOptions) -> dict:
     folder = Path(opts.model_dir)
     cfg_path = folder / "config.yaml"
     cfg = load_config(cfg_path) if cfg_path.is_file() else TopicConfig()
+    teacher = NewsClassifier.from_pretrained(folder, device="cpu", first_stage=False)  # a wrong folder fails first
     if opts.data is None and opts.holdout is None:
         fit_records, hold_records = load_topic_splits(cfg)
     else:
@@ -90,7 +91,6 @@ def fit_first_stage(opts: FirstStageOptions) -> dict:
         hold_records = spec_records(opts.holdout or cfg.data.dev or BUILTIN_TOPICS, "dev", cfg, labelled=False)
     if not fit_records or not hold_records:
         raise DataError("first stage: the fitting and the held-out articles must both be non-empty")
-    teacher = NewsClassifier.from_pretrained(folder, device="cpu", first_stage=False)
     labels = list(teacher.labels)
     fit_articles = [as_article(r, i) for i, r in enumerate(fit_records)]
     hold_articles = [as_article(r, i) for i, r in enumerate(hold_records)]

@@ -1,0 +1,173 @@
+"""A new user's ordinary mistakes, as found by probing the installed wheel from an empty directory:
+each gets a clear error (exit 2 on the CLI) naming the flag, key, file or article, and nothing
+the user owns is created, replaced or deleted. Tiny random models only."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from tiny_seq2seq import save_tiny_seq2seq
+
+from xinwen.inference import HeadlineGenerator, NewsClassifier
+from xinwen.inference.encoders.loading import ModelFolderError, check_model_source, pick_device
+from xinwen.inference.topic.first_stage import remove_first_stage
+from xinwen.training.cli import main
+from xinwen.training.config.loading import ConfigError, load_yaml
+from xinwen.training.config.sections import load_config
+
+
+# -- configs ---------------------------------------------------------------------------------------
+def test_a_config_that_is_not_utf8_is_a_config_error(tmp_path, caplog):
+    path = tmp_path / "mine.yaml"
+    path.write_bytes(b"\xff\xfe\x00train: 1")
+    with pytest.raises(ConfigError, match="not UTF-8.*save it as UTF-8"):
+        load_yaml(path)
+    assert main(["train", str(path), "--print-config"]) == 2
+    assert "mine.yaml" in caplog.text
+
+
+def test_a_wrong_type_names_the_key_and_a_valid_example(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("train:\n  epochs: two\n  lr: [1]\ntext:\n  long_text: 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    problems = err.value.problems
+    assert any(p.startswith("train.epochs: expected int, got 'two'") and "e.g. train.epochs=" in p for p in problems)
+    assert any(p.startswith("train.lr:") and "e.g. train.lr=" in p for p in problems)
+    assert any(p.startswith("text.long_text:") and "e.g. text.long_text=head_tail" in p for p in problems)
+
+
+def test_train_without_a_config_asks_for_the_config_only(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["train"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "required: config" in err and "overrides" not in err.split("error:")[1]
+
+
+def test_an_output_dir_that_is_a_file_is_refused_and_kept(tmp_path, tiny_encoder_dir, topic_files, caplog):
+    train, dev = topic_files
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine", encoding="utf-8")
+    code = main(["train", "topic", f"model.name_or_path={tiny_encoder_dir}", "model.prune_vocab=false",
+                 f"data.train={train}", f"data.dev={dev}", f"train.output_dir={mine}", "--overwrite"])
+    assert code == 2
+    assert "train.output_dir" in caplog.text and "is a file" in caplog.text
+    assert mine.read_text(encoding="utf-8") == "mine"
+
+
+# -- model folders on the CLI ----------------------------------------------------------------------
+def test_eval_of_a_bare_encoder_is_exit_2_and_creates_nothing(tiny_encoder_dir, tmp_path, caplog):
+    before = sorted(p.name for p in tiny_encoder_dir.iterdir())
+    assert main(["eval", str(tiny_encoder_dir)]) == 2
+    assert "holds no trained classifier" in caplog.text
+    assert sorted(p.name for p in tiny_encoder_dir.iterdir()) == before  # no empty eval/ left in it
+    missing = tmp_path / "runz"
+    assert main(["eval", str(missing)]) == 2
+    assert not missing.exists()
+
+
+def test_eval_output_that_is_a_file_is_refused(tiny_classifier_dir, tmp_path, caplog):
+    mine = tmp_path / "report.txt"
+    mine.write_text("mine", encoding="utf-8")
+    assert main(["eval", str(tiny_classifier_dir), "--output", str(mine)]) == 2
+    assert "--output" in caplog.text and "is a file" in caplog.text
+    assert mine.read_text(encoding="utf-8") == "mine"
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--output", "FILE"], "is a file"),
+    (["--eval-limit", "0"], "--eval-limit"),
+    (["--eval-data", "nosuch.jsonl"], "--eval-data"),
+])
+def test_export_checks_its_request_before_any_work(tiny_classifier_dir, tmp_path, caplog, flags, says):
+    mine = tmp_path / "mine.bin"
+    mine.write_text("mine", encoding="utf-8")
+    out = tmp_path / "out"
+    flags = [str(mine) if f == "FILE" else f for f in flags]
+    if "--output" not in flags:
+        flags += ["--output", str(out)]
+    assert main(["export", str(tiny_classifier_dir), "--int8", *flags]) == 2
+    assert says in caplog.text
+    assert mine.read_text(encoding="utf-8") == "mine" and not out.exists()
+
+
+def test_export_of_a_bare_encoder_is_exit_2(tiny_encoder_dir, tmp_path, caplog):
+    assert main(["export", str(tiny_encoder_dir), "--int8", "--output", str(tmp_path / "out")]) == 2
+    assert "holds no trained classifier" in caplog.text and not (tmp_path / "out").exists()
+
+
+def test_removing_a_first_stage_that_is_not_there_says_so(tmp_path, caplog):
+    assert remove_first_stage(tmp_path) is False
+    with caplog.at_level(logging.INFO):
+        assert main(["first-stage", str(tmp_path), "--remove"]) == 0
+    assert "holds no first stage" in caplog.text and "removed the first stage" not in caplog.text
+
+
+# -- the Python API --------------------------------------------------------------------------------
+@pytest.mark.parametrize("path, error, says", [
+    (None, TypeError, "expected a folder path"),
+    (5, TypeError, "got int"),
+    ("", FileNotFoundError, "the path is empty"),
+    ("FILE", FileNotFoundError, "is a file"),
+])
+def test_from_pretrained_on_what_is_no_folder(tmp_path, path, error, says):
+    if path == "FILE":
+        path = tmp_path / "articles.jsonl"
+        path.write_text("{}\n", encoding="utf-8")
+    with pytest.raises(error, match=says):
+        NewsClassifier.from_pretrained(path)
+    with pytest.raises(error, match=says):
+        check_model_source(path, what="x")
+
+
+def test_a_bad_device_is_named(tiny_classifier_dir):
+    with pytest.raises(ValueError, match="device: expected 'cpu', 'cuda'.*'potato'"):
+        NewsClassifier.from_pretrained(tiny_classifier_dir, device="potato")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU is visible"):
+            pick_device("cuda")
+    assert pick_device("cpu") == torch.device("cpu")
+
+
+def test_predict_refuses_bytes_whole_and_names_a_mapping_without_title_or_body(tiny_classifier_dir):
+    clf = NewsClassifier.from_pretrained(tiny_classifier_dir, device="cpu")
+    with pytest.raises(TypeError, match="article is bytes.*decode it first"):
+        clf.predict("海关新闻".encode("utf-8"))
+    with pytest.raises(TypeError, match="article at index 1 is bytes"):
+        clf.predict(["海关", b"x"])
+    with pytest.raises(ValueError, match=r"no 'title' or 'body' key, only \['headline', 'text'\]"):
+        clf.predict({"text": "正文", "headline": "标题"})
+    assert clf.predict([]) == []
+
+
+@pytest.fixture(scope="module")
+def tiny_generator(tmp_path_factory):
+    return HeadlineGenerator.from_pretrained(save_tiny_seq2seq(tmp_path_factory.mktemp("s2s")), device="cpu")
+
+
+def test_headline_generator_refuses_a_classifier_or_encoder_folder(tiny_classifier_dir, tiny_encoder_dir):
+    with pytest.raises(ModelFolderError, match="holds a topic classifier"):
+        HeadlineGenerator.from_pretrained(tiny_classifier_dir)
+    with pytest.raises(ModelFolderError, match="holds no headline generator"):
+        HeadlineGenerator.from_pretrained(tiny_encoder_dir)
+
+
+@pytest.mark.parametrize("overrides, says", [
+    ({"num_beams": 0}, "num_beams: expected an integer >= 1, got 0"),
+    ({"num_beams": "2"}, "num_beams: expected an integer >= 1, got '2'"),
+    ({"max_new_tokens": -5}, "max_new_tokens: expected an integer >= 1"),
+    ({"max_new_tokens": 10**9}, "max_new_tokens: expected at most 127"),
+    ({"num_return_sequences": 2}, "one headline per article"),
+])
+def test_generate_checks_its_generation_settings(tiny_generator, overrides, says):
+    with pytest.raises(ValueError, match=says):
+        tiny_generator.generate("海关总署今天发布进出口数据", **overrides)
+
+
+def test_generate_reaches_the_longest_allowed_headline(tiny_generator):
+    longest = tiny_generator.model.config.decoder.max_position_embeddings - 1
+    ids = tiny_generator.generate_ids(tiny_generator.encode(["海关总署今天发布进出口数据"]), num_beams=1,
+                                      max_new_tokens=longest, min_new_tokens=longest)
+    assert len(ids[0]) == longest + 1  # the start token and every new one
