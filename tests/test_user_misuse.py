@@ -7,6 +7,7 @@ import logging
 
 import pytest
 import torch
+from tiny_models import topic_records, write_jsonl
 from tiny_seq2seq import save_tiny_seq2seq
 
 from xinwen.inference import HeadlineGenerator, NewsClassifier
@@ -15,6 +16,7 @@ from xinwen.inference.topic.first_stage import remove_first_stage
 from xinwen.training.cli import main
 from xinwen.training.config.loading import ConfigError, load_yaml
 from xinwen.training.config.sections import load_config
+from xinwen.training.data.files import DataError, load_labelled
 
 
 # -- configs ---------------------------------------------------------------------------------------
@@ -55,6 +57,17 @@ def test_an_output_dir_that_is_a_file_is_refused_and_kept(tmp_path, tiny_encoder
     assert code == 2
     assert "train.output_dir" in caplog.text and "is a file" in caplog.text
     assert mine.read_text(encoding="utf-8") == "mine"
+
+
+def test_a_training_row_without_a_label_says_the_field_is_missing(tmp_path):
+    recs = topic_records(1)
+    del recs[1]["label"]
+    recs[3]["label"] = None
+    path = write_jsonl(tmp_path / "t.jsonl", recs)
+    with pytest.raises(DataError) as err:
+        load_labelled(path, "title", "body", "label", "id", ["industry_policy", "transport", "trade", "safety", "other"])
+    assert "t.jsonl:2: no label (field 'label' is missing or null); expected one of" in str(err.value)
+    assert "t.jsonl:4: no label" in str(err.value) and "label None" not in str(err.value)
 
 
 # -- model folders on the CLI ----------------------------------------------------------------------

@@ -68,6 +68,8 @@ def _label_problem(record: InputRecord, label_column: str | None, labels: list[s
     label = record.passthrough.get(label_column)
     if label in labels:
         return None
+    if label is None:  # not "label None": the row lacks the field (or it is null)
+        return f"no label (field {label_column!r} is missing or null); expected one of {labels}"
     return (f"label {label!r} is not in data.labels {labels}; "
             "fix the row or add the label to data.labels in the config")
 
