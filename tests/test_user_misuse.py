@@ -184,3 +184,18 @@ def test_generate_reaches_the_longest_allowed_headline(tiny_generator):
     ids = tiny_generator.generate_ids(tiny_generator.encode(["海关总署今天发布进出口数据"]), num_beams=1,
                                       max_new_tokens=longest, min_new_tokens=longest)
     assert len(ids[0]) == longest + 1  # the start token and every new one
+
+
+@pytest.mark.parametrize("command", [["eval"], ["lexical"], ["first-stage"]])
+def test_relative_data_paths_of_a_folder_run_elsewhere_name_the_config(tmp_path, monkeypatch, caplog, command):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "config.yaml").write_text("task: topic\ndata:\n  train: train.jsonl\n  dev: dev.jsonl\n",
+                                        encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main([*command, str(folder)]) == 2
+    assert f"{folder / 'config.yaml'} names" in caplog.text and "data.dev='dev.jsonl'" in caplog.text
+    assert "run from the directory the model was trained in" in caplog.text
+    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml"]

@@ -24,6 +24,17 @@ class DataError(ValueError):
     pass
 
 
+def check_saved_data(folder: str | Path, specs: dict[str, str | None], fix: str) -> None:
+    """The data files a trained folder's config.yaml names (``{"data.dev": "dev.jsonl"}``) are
+    there. Relative paths in it are read from the working directory, so run elsewhere they are
+    missing, and "'dev.jsonl' does not exist" alone does not say where the name came from."""
+    missing = [f"{key}={spec!r}" for key, spec in specs.items()
+               if spec and not spec.startswith("builtin:") and not Path(spec).exists()]
+    if missing:
+        raise DataError(f"{Path(folder) / 'config.yaml'} names {', '.join(missing)}, not found from {Path.cwd()} "
+                        f"(relative paths in it are read from the working directory). fix: {fix}")
+
+
 def _where(path: Path, reader: RecordReader, line: int) -> str:
     return f"{path} row {line}" if reader.format == "parquet" else f"{path}:{line}"
 

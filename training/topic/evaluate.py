@@ -14,7 +14,7 @@ from xinwen.inference.text import as_article, classifier_text
 from xinwen.training.topic.metrics import classification_report, expected_calibration_error, plot_confusion
 from xinwen.training.config.sections import TopicConfig, load_config
 from xinwen.training.config.loading import ConfigError
-from xinwen.training.data.files import load_labelled
+from xinwen.training.data.files import check_saved_data, load_labelled
 from xinwen.training.topic.lexical_fit import fit_tfidf
 from xinwen.training.data.topic import BUILTIN_TOPICS, load_records, load_topic_splits
 
@@ -98,6 +98,9 @@ def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str |
     folder = Path(model_dir)
     cfg_path = folder / "config.yaml"
     cfg = load_config(cfg_path) if cfg_path.is_file() else TopicConfig()
+    if data is None:
+        check_saved_data(folder, {"data.dev": cfg.data.dev},
+                         "run from the directory the model was trained in, or pass --data FILE")
     # The folder is checked (by loading it) before anything is created in it: a mistyped or
     # wrong folder must not be left holding an empty eval/.
     clf = NewsClassifier.from_pretrained(folder, first_stage=False)  # the model itself is evaluated

@@ -21,7 +21,7 @@ from xinwen.inference.topic.classifier import NewsClassifier
 from xinwen.inference.topic.first_stage import FirstStage, FirstStageSettings
 from xinwen.inference.text import ArticleText, as_article, classifier_text
 from xinwen.training.config.sections import TopicConfig, load_config
-from xinwen.training.data.files import DataError
+from xinwen.training.data.files import DataError, check_saved_data
 from xinwen.training.topic.ngram_fit import fit_ngram_model
 from xinwen.training.data.topic import BUILTIN_TOPICS, load_topic_splits
 from xinwen.training.topic.evaluate import spec_records
@@ -83,6 +83,9 @@ def fit_first_stage(opts: FirstStageOptions) -> dict:
     folder = Path(opts.model_dir)
     cfg_path = folder / "config.yaml"
     cfg = load_config(cfg_path) if cfg_path.is_file() else TopicConfig()
+    check_saved_data(folder, {"data.train": cfg.data.train if opts.data is None else None,
+                              "data.dev": cfg.data.dev if opts.holdout is None else None},
+                     "run from the directory the model was trained in, or pass --data / --holdout FILE")
     teacher = NewsClassifier.from_pretrained(folder, device="cpu", first_stage=False)  # a wrong folder fails first
     if opts.data is None and opts.holdout is None:
         fit_records, hold_records = load_topic_splits(cfg)

@@ -84,6 +84,7 @@ def fit_lexical_into(model_dir: str, weight: float | None = None) -> dict:
     from xinwen.inference.topic.lexical import LEXICAL_JSON, remove_lexical
     from xinwen.training.config.sections import TopicConfig, load_config
     from xinwen.training.config.loading import ConfigError
+    from xinwen.training.data.files import check_saved_data
     from xinwen.training.data.topic import load_topic_splits
 
     folder = Path(model_dir)
@@ -102,6 +103,8 @@ def fit_lexical_into(model_dir: str, weight: float | None = None) -> dict:
     report: dict = {"weight": 0.0}
     expert = None
     if section.weight > 0:
+        check_saved_data(folder, {"data.train": cfg.data.train, "data.dev": cfg.data.dev},
+                         "run from the directory the model was trained in, or make the paths in config.yaml absolute")
         train_recs, dev_recs = load_topic_splits(cfg)
         clf = NewsClassifier.from_pretrained(folder, device="cpu", first_stage=False, lexical=False)
         dev_articles = [as_article(r, i) for i, r in enumerate(dev_recs)]
