@@ -199,3 +199,27 @@ def test_relative_data_paths_of_a_folder_run_elsewhere_name_the_config(tmp_path,
     assert f"{folder / 'config.yaml'} names" in caplog.text and "data.dev='dev.jsonl'" in caplog.text
     assert "run from the directory the model was trained in" in caplog.text
     assert sorted(p.name for p in folder.iterdir()) == ["config.yaml"]
+
+
+def test_training_into_a_folder_of_the_users_files_is_refused_not_overwritten(tmp_path, tiny_encoder_dir,
+                                                                                topic_files, caplog):
+    from test_train_topic import tiny_config
+
+    from xinwen.training.run_folder import RunFolder
+
+    train, dev = topic_files
+    project = tmp_path / "my_project"
+    project.mkdir()
+    (project / "README.md").write_text("# My project\n", encoding="utf-8")
+    (project / "notes.txt").write_text("mine", encoding="utf-8")
+    cfg = tiny_config(tiny_encoder_dir, train, dev, project)
+    with pytest.raises(ConfigError, match=r"holds files training would replace: \['README.md'\].*--overwrite"):
+        RunFolder.claim(cfg, "fingerprint")
+    assert (project / "README.md").read_text(encoding="utf-8") == "# My project\n"
+    assert sorted(p.name for p in project.iterdir()) == ["README.md", "notes.txt"]
+    only_mine = tmp_path / "notes_only"
+    only_mine.mkdir()
+    (only_mine / "notes.txt").write_text("mine", encoding="utf-8")
+    assert RunFolder.claim(tiny_config(tiny_encoder_dir, train, dev, only_mine), "fp").finished is False
+    assert RunFolder.claim(cfg, "fingerprint", overwrite=True).finished is False  # asked for: allowed
+    assert (project / "notes.txt").read_text(encoding="utf-8") == "mine"

@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from xinwen.training.config.loading import ConfigError, save_yaml, to_dict
+from xinwen.training.model_card import CARD_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +91,13 @@ class RunFolder:
                 return cls(path, finished=True)
             if not cfg.train.resume:  # the same run, asked not to resume: start it afresh
                 remove_run_files(path)
+        else:
+            _refuse_replacing_user_files(path)
         _make_folder(path)
-        save_yaml(cfg, path / CONFIG_FILE)
+        # The manifest first: another process of the same launch that finds config.yaml then also
+        # finds the manifest, and does not take the folder for the user's files.
         _write_manifest(path, {"data_fingerprint": fingerprint, "finished": False, "files": []})
+        save_yaml(cfg, path / CONFIG_FILE)
         return cls(path, finished=False)
 
     def finish(self, keep_checkpoints: int, files_before: set[str]) -> None:
@@ -113,6 +118,18 @@ class RunFolder:
 
     def listing(self) -> set[str]:
         return {p.name for p in self.path.iterdir()} if self.path.is_dir() else set()
+
+
+def _refuse_replacing_user_files(path: Path) -> None:
+    """A folder no xinwen run wrote (no manifest) whose files training would replace - the user's
+    README.md (the model card takes that name), a config.json - is refused, not silently overwritten."""
+    if not path.is_dir() or (path / MANIFEST).is_file():
+        return
+    taken = sorted(name for name in {*PROJECT_FILES, CARD_FILE} if (path / name).exists())
+    if taken:
+        raise ConfigError([f"{path} holds files training would replace: {taken}, and no run of xinwen "
+                           f"(no {MANIFEST}); set train.output_dir to another folder, or train with "
+                           "--overwrite to replace them"], "train.output_dir")
 
 
 def _make_folder(path: Path) -> None:
