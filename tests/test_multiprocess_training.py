@@ -59,8 +59,6 @@ def test_accelerate_launch_trains_with_two_cpu_processes(launched):
     assert json.loads((out / "training_run.json").read_text())["finished"] is True
 
 
-@pytest.mark.xfail(strict=True, reason="training finalize (lexical fit, calibration, save) runs on every process: "
-                                       "both write the same output folder at once (H1/topic owner to fix)")
 def test_only_the_main_process_writes_the_model(launched):
     done, _, _ = launched
     assert done.returncode == 0, done.stderr[-4000:]

@@ -95,6 +95,8 @@ def train_headline(cfg: HeadlineConfig, overwrite: bool = False) -> dict:
         return json.loads((folder.path / "metrics.json").read_text())
     setup = HeadlineSetup(cfg, data)
     run = run_training(cfg.train, setup.build, run_name="headline")
+    if not run.accelerator.is_main_process:  # one writer: the main process finalizes, the others are done
+        return {}
     files_before = folder.listing()
     metrics = finalize_headline(cfg, data, setup, run, time.time() - t0, _cpu_seconds() - cpu0)
     folder.finish(cfg.train.keep_checkpoints, files_before)

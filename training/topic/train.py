@@ -44,7 +44,7 @@ class TopicTrainingResult:
     """What ``train_topic`` hands its caller (``xinwen train`` passes the last two to the eval)."""
 
     output_dir: Path
-    metrics: dict  # what metrics.json holds
+    metrics: dict  # what metrics.json holds (empty on the other processes of a multi-process run)
     # The best epoch's encoder probabilities on dev at T = 1, when this process computed them
     # (None after a resume past that epoch, or when the folder already held this run).
     dev_probabilities: torch.Tensor | None = None
@@ -87,6 +87,8 @@ def train_topic(cfg: TopicConfig, overwrite: bool = False) -> TopicTrainingResul
         return TopicTrainingResult(folder.path, json.loads((folder.path / "metrics.json").read_text()))
     setup = TopicSetup(cfg, data)
     run = run_training(cfg.train, setup.build, run_name="topic")
+    if not run.accelerator.is_main_process:  # one writer: the main process finalizes, the others are done
+        return TopicTrainingResult(folder.path, {})
     files_before = folder.listing()
     result = finalize_topic(cfg, data, setup, run, t0)
     folder.finish(cfg.train.keep_checkpoints, files_before)
