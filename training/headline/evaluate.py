@@ -129,6 +129,18 @@ def evaluate_headline_folder(model_dir, data: str | None = None, output: str | N
         "generation": generation, "generation_seconds": round(seconds, 1),
         "articles_per_second": round(len(pairs) / max(seconds, 1e-9), 2),
     }
+    _write_report(out, model_dir, pairs, (references, leads, predictions), (lead_scores, model_scores),
+                  metrics, examples)
+    return metrics
+
+
+def _write_report(out: Path, model_dir: Path, pairs: list[dict], texts: tuple, scores: tuple, metrics: dict,
+                  examples: int) -> None:
+    """report.md (printed too), metrics.json and predictions.jsonl under ``out``."""
+    references, leads, predictions = texts
+    lead_scores, model_scores = scores
+    name, tokenization, generation = metrics["data"], metrics["tokenization"], metrics["generation"]
+    lead_chars, (low, high) = metrics["lead_chars"], metrics["rougeL_delta_95ci"]
     lines = [
         f"# Headline evaluation: {model_dir}",
         "",
@@ -160,4 +172,3 @@ def evaluate_headline_folder(model_dir, data: str | None = None, output: str | N
         for p, r, lead, m in zip(pairs, references, leads, predictions)), encoding="utf-8")
     print(report)  # the CLI report is the one place that prints
     logger.info("wrote %s", out / "report.md")
-    return metrics

@@ -95,6 +95,7 @@ def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str |
     ``fitted_baseline``: the TF-IDF baseline already fitted on the folder's training records
     (training passes its expert's n-gram model when it has the baseline's settings); when it is
     the folder's saved expert, the expert's probabilities give the baseline column directly."""
+    # Just over 60 lines, most of them the docstring: one pass, top to bottom, from folder to report.
     folder = Path(model_dir)
     cfg_path = folder / "config.yaml"
     cfg = load_config(cfg_path) if cfg_path.is_file() else TopicConfig()
