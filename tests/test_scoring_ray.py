@@ -85,7 +85,9 @@ def test_ray_cli_gives_the_local_rows_on_real_articles_with_an_actor_killed(tmp_
                str(real_articles), "--output", str(out), "--chunk-size", str(CHUNK), "--long-text", "head",
                "--no-progress"]
     # Each actor pauses after each chunk, so the kill lands while most chunks are still to come.
-    env = {**os.environ, ray_engine.PAUSE_ENV: "0.5", "OMP_NUM_THREADS": "1"}
+    # 2 s per chunk per actor: 10 chunks on 2 actors take >= 10 s, so even on an idle machine the
+    # kill lands while most chunks are still to come (0.5 s let a fast CI run finish first).
+    env = {**os.environ, ray_engine.PAUSE_ENV: "2.0", "OMP_NUM_THREADS": "1"}
     job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 120
     while len(list(parts.glob("chunk-*.jsonl"))) < 2 and time.monotonic() < deadline and job.poll() is None:
