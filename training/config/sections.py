@@ -18,9 +18,12 @@ from xinwen.training.config.loading import (
 )
 
 # Builtin corpora each task reads (training/data/topic.py, training/data/headline.py).
-BUILTIN_TOPIC_DATA = ("builtin:inews-topics",)
-BUILTIN_HEADLINE_DATA = ("builtin:inews-headlines",
-                         *(f"builtin:inews-headlines:{split}" for split in ("train", "dev", "test")))
+# The builtin data names, defined here once: the checks below and the loaders in training/data use them.
+BUILTIN_TOPICS = "builtin:inews-topics"
+BUILTIN_HEADLINES = "builtin:inews-headlines"
+BUILTIN_HEADLINE_SPLITS = {f"{BUILTIN_HEADLINES}:{split}": split for split in ("train", "dev", "test")}
+BUILTIN_TOPIC_DATA = (BUILTIN_TOPICS,)
+BUILTIN_HEADLINE_DATA = (BUILTIN_HEADLINES, *BUILTIN_HEADLINE_SPLITS)
 # Ranges as (low, high): ("[", x) / ("(", x) inclusive / exclusive lower bounds, ("]", x) / (")", x) upper.
 AT_LEAST_0, AT_LEAST_1 = ("[", 0), ("[", 1)
 ABOVE_0, BELOW_1, UP_TO_1 = ("(", 0), (")", 1), ("]", 1)

@@ -18,12 +18,12 @@ from xinwen.inference.headline.text import cjk_count, headline_source, headline_
 from xinwen.inference.headline.text import letters_and_digits
 from xinwen.inference.text import as_article
 from xinwen.training.data.builtin import extra_articles, load_inews_split
+from xinwen.training.config.sections import BUILTIN_HEADLINE_SPLITS, BUILTIN_HEADLINES
 from xinwen.training.data.files import DataError, load_labelled
 
 logger = logging.getLogger(__name__)
 
-BUILTIN_TRAIN = "builtin:inews-headlines"
-BUILTIN_SPLITS = {f"{BUILTIN_TRAIN}:{s}": s for s in ("train", "dev", "test")}
+BUILTIN_TRAIN, BUILTIN_SPLITS = BUILTIN_HEADLINES, BUILTIN_HEADLINE_SPLITS  # the names this module's callers use
 
 # Gambling/SEO spam and ads. Rare (~2%), but such pairs teach the model to write casino names.
 _GAMBLING = (r"娱乐城|娱乐平台|电子游艺|博彩|真人娱乐|娱乐app|娱乐官网|诚信网投|老虎机|百家乐|时时彩|六合彩"

@@ -5,12 +5,10 @@ import logging
 from collections import Counter
 
 from xinwen.training.data.builtin import extra_articles, inews_topics
-from xinwen.training.config.sections import TopicConfig
+from xinwen.training.config.sections import BUILTIN_TOPICS, TopicConfig
 from xinwen.training.data.files import DataError, load_labelled
 
 logger = logging.getLogger(__name__)
-
-BUILTIN_TOPICS = "builtin:inews-topics"
 
 
 def load_records(spec: str, split: str, cfg: TopicConfig) -> list[dict]:
