@@ -129,6 +129,17 @@ def check_weights(folder: Path, what: str) -> None:
             raise ModelFolderError(f"{what}: {file} cannot be read ({err}); {_DAMAGED}") from None
 
 
+def _config_and_settings(folder: Path, what: str) -> tuple[dict, dict]:
+    """The folder's config.json (required) and xinwen.json (optional), each checked to be readable."""
+    from xinwen.inference.settings import SETTINGS_FILE
+
+    return _read_json(folder / "config.json", what), _read_json(folder / SETTINGS_FILE, what, required=False)
+
+
+def _architectures(config: dict) -> str:
+    return ", ".join(map(str, config.get("architectures") or ["no architectures"]))
+
+
 def check_classifier_folder(path: str | Path, what: str = "--classifier") -> None:
     """Refuse, before any work, a folder that is not a trained topic classifier: a bare encoder
     or a headline model would load with random LABEL_0/LABEL_1 answers or fail in a traceback.
@@ -138,14 +149,13 @@ def check_classifier_folder(path: str | Path, what: str = "--classifier") -> Non
     folder = Path(path)
     if not folder.is_dir():
         return
-    config = _read_json(folder / "config.json", what)
-    settings = _read_json(folder / SETTINGS_FILE, what, required=False)
+    config, settings = _config_and_settings(folder, what)
     if _is_seq2seq(config) or settings.get("task") == "headline":
         raise ModelFolderError(f"{what} {folder} holds a headline model, not a topic classifier. fix: pass it "
                                "as --headline, and a folder from `xinwen train topic` as --classifier")
     labels = [str(v) for v in (config.get("id2label") or {}).values()]
     if not _is_classifier(config) or all(_PLACEHOLDER_LABEL.fullmatch(v) for v in labels):
-        kind = ", ".join(map(str, config.get("architectures") or ["no architectures"]))
+        kind = _architectures(config)
         raise ModelFolderError(f"{what} {folder} holds no trained classifier ({kind}; labels {labels or 'none'}): "
                                "expected a topic model with its own labels, e.g. a folder from `xinwen train topic`. "
                                "fix: pass that folder; an encoder is given to training as model.name_or_path")
@@ -159,18 +169,15 @@ def check_classifier_folder(path: str | Path, what: str = "--classifier") -> Non
 
 def check_headline_folder(path: str | Path, what: str = "--headline") -> None:
     """Refuse, before any work, a folder that is not a headline (sequence-to-sequence) model."""
-    from xinwen.inference.settings import SETTINGS_FILE
-
     folder = Path(path)
     if not folder.is_dir():
         return
-    config = _read_json(folder / "config.json", what)
-    settings = _read_json(folder / SETTINGS_FILE, what, required=False)
+    config, settings = _config_and_settings(folder, what)
     if _is_classifier(config) or settings.get("task") == "topic":
         raise ModelFolderError(f"{what} {folder} holds a topic classifier, not a headline model. fix: pass it as "
                                "--classifier, and a folder from `xinwen train headline` as --headline")
     if not _is_seq2seq(config):
-        kind = ", ".join(map(str, config.get("architectures") or ["no architectures"]))
+        kind = _architectures(config)
         raise ModelFolderError(f"{what} {folder} holds no headline generator ({kind}); expected a "
                                "sequence-to-sequence model, e.g. a folder from `xinwen train headline`")
     check_weights(folder, what)
