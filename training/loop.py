@@ -133,11 +133,6 @@ class Task:
     compute_loss: Callable[[torch.nn.Module, dict], torch.Tensor]
     # model -> {"score": higher is better, ...}; called in eval mode; the loop restores the modes.
     evaluate: Callable[[torch.nn.Module], dict]
-    # Headline runs have always drawn their DataLoader's seed from torch's global RNG at each
-    # epoch start (topic runs from a private generator). Kept so existing figures reproduce to
-    # the byte; a run resumed mid-epoch uses a private generator, its checkpointed RNG state
-    # already holds that draw.
-    loader_seed_from_global_rng: bool = False
 
 
 @dataclass
@@ -251,10 +246,9 @@ class TrainingLoop:
         epoch, skip = self.state.epoch, self.state.step_in_epoch * self.cfg.grad_accum
         sampler = self.task.sampler
         sampler.set_epoch(epoch)
-        generator = None
-        if skip or not self.task.loader_seed_from_global_rng:
-            # The DataLoader draws a seed from this generator when iterated (unused without workers).
-            generator = torch.Generator().manual_seed(sampler.seed * 1000 + epoch)
+        # The DataLoader draws a seed when iterated (unused without workers); a private generator
+        # keeps that draw off torch's global RNG, so a resumed epoch sees the same global state.
+        generator = torch.Generator().manual_seed(sampler.seed * 1000 + epoch)
         loader = DataLoader(range(sampler.item_count), batch_sampler=sampler, collate_fn=self.task.collate,
                             generator=generator)
         loader = self.accelerator.prepare(loader)

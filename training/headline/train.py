@@ -131,7 +131,7 @@ class HeadlineSetup:
         sampler = LengthBucketSampler([len(src) for src in train_sources], cfg.train.batch_size,
                                       cfg.train.batch_size * 16, cfg.train.seed)
         return Task(model, _parameter_groups(model, cfg), sampler, pairs.collate, self.compute_loss,
-                    self.evaluate, loader_seed_from_global_rng=True)
+                    self.evaluate)
 
     def _load_model(self):
         """The seq2seq model (warm-started or a checkpoint), frozen where configured."""
