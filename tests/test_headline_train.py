@@ -59,6 +59,7 @@ def test_training_writes_a_generator_folder(trained):
     assert gen["num_beams"] == 2 and gen["no_repeat_ngram_size"] == 2 and gen["max_new_tokens"] == 8
     settings = json.loads((out / "xinwen.json").read_text())
     assert settings["task"] == "headline" and settings["max_source_length"] == 48
+    assert settings["rerank"] is True and settings["max_chars"] == 0  # generation.* defaults, saved
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["train_pairs"] == 48 and len(metrics["history"]) == 2
     assert "character-level" in metrics["dev_subset"]["tokenization"]
@@ -86,6 +87,22 @@ def test_eval_reports_model_and_lead_without_training_items(trained, capsys):
     assert metrics["items"] == 6  # the two copies of training items were removed
     assert set(metrics["model"]) == {"rouge1", "rouge2", "rougeL"}
     assert metrics["lead_chars"] == json.loads((out / "xinwen.json").read_text())["lead_chars"]
+    for who in ("reference", "lead", "model"):
+        assert set(metrics["quality"][who]) == {"faithful", "echo", "unbalanced", "cut_off"}
+        assert all(0.0 <= rate <= 1.0 for rate in metrics["quality"][who].values())
+    assert "Editor's checks" in report and "| reference |" in report
+    assert metrics["generation"]["rerank"] is True and metrics["generation"]["max_chars"] == 0
+
+
+def test_eval_length_limit_and_plain_beam_flags(trained):
+    out, test = trained
+    assert main(["eval", str(out), "--data", str(test), "--output", str(out / "eval_short"),
+                 "--max-chars", "4", "--no-rerank"]) == 0
+    metrics = json.loads((out / "eval_short" / "metrics.json").read_text())
+    assert metrics["generation"]["max_chars"] == 4 and metrics["generation"]["rerank"] is False
+    rows = [json.loads(line) for line in (out / "eval_short" / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all(len(r["model"]) <= 4 for r in rows)
+    assert all(isinstance(r["model_problems"], list) for r in rows)
 
 
 def test_cached_encoder_states_equal_the_encoder_output(tiny_encoder_dir):

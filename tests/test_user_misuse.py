@@ -89,6 +89,11 @@ def test_eval_output_that_is_a_file_is_refused(tiny_classifier_dir, tmp_path, ca
     assert mine.read_text(encoding="utf-8") == "mine"
 
 
+def test_headline_flags_on_a_topic_model_are_exit_2(tiny_classifier_dir, caplog):
+    assert main(["eval", str(tiny_classifier_dir), "--max-chars", "12"]) == 2
+    assert "--max-chars/--no-rerank apply to headline models" in caplog.text
+
+
 @pytest.mark.parametrize("flags, says", [
     (["--output", "FILE"], "is a file"),
     (["--eval-limit", "0"], "--eval-limit"),

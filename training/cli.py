@@ -102,8 +102,14 @@ def _cmd_eval(args) -> int:
             raise ConfigError(["--long-text/--max-length apply to topic models; a headline model reads "
                                "the length it was trained with (drop the flags)"], "xinwen eval")
 
-        evaluate_headline_folder(args.model_dir, data=args.data, output=args.output)
+        options = {"max_chars": args.max_chars} if args.max_chars is not None else {}
+        if args.no_rerank:
+            options["rerank"] = False
+        evaluate_headline_folder(args.model_dir, data=args.data, output=args.output, **options)
     else:
+        if args.max_chars is not None or args.no_rerank:
+            raise ConfigError(["--max-chars/--no-rerank apply to headline models; a topic model writes no "
+                               "headline (drop the flags)"], "xinwen eval")
         from xinwen.training.topic.evaluate import evaluate_topic_folder
 
         evaluate_topic_folder(args.model_dir, data=args.data, output=args.output, baseline=not args.no_baseline,
@@ -154,6 +160,12 @@ def _cmd_prepare(args) -> int:
     return 0
 
 
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     # Over 60 lines on purpose: flat argparse declarations, one block per subcommand, so the
     # whole command line can be read in one place.
@@ -183,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="file (JSONL/CSV/Parquet) or builtin name; default: the dev split")
     p.add_argument("--output", default=None, help="report folder (default: MODEL_DIR/eval)")
     p.add_argument("--no-baseline", action="store_true")
+    p.add_argument("--max-chars", type=_non_negative_int, default=None,
+                   help="headline models: longest headline in characters (default: the folder's; 0 = no limit)")
+    p.add_argument("--no-rerank", action="store_true",
+                   help="headline models: take the beam's most probable headline, not the best-checked one")
     p.add_argument("--long-text", default=None, choices=["head", "head_tail", "chunks"],
                    help="topic models: override how text beyond max length is read (default: as saved)")
     p.add_argument("--max-length", type=int, default=None,

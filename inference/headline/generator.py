@@ -5,6 +5,8 @@
 '前三季度我国外贸进出口同比增长'
 >>> gen.generate([body_a, {"title": "...", "body": body_b}], num_beams=1)  # doctest: +SKIP
 ['...', '...']
+>>> gen.generate(body, max_chars=12, candidates=3)  # doctest: +SKIP
+[HeadlineCandidate(text='前三季度外贸同比增长', score=-0.41, problems=[], ...), ...]
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import torch
 
 from xinwen.inference.batching import length_batches, pad_batch
 from xinwen.inference.encoders.loading import check_headline_folder, check_model_source, pick_device
+from xinwen.inference.headline.candidates import HeadlineCandidate, rank_candidates
 from xinwen.inference.headline.text import encoder_text, headline_source, lead_headline, tighten_spaces
 from xinwen.inference.settings import SETTINGS_FILE
 from xinwen.inference.text import Article, as_article, is_one_article
@@ -32,6 +35,11 @@ class HeadlineSettings:
     # Median training-title length in characters: the lead baseline's clip, and the length of
     # the fallback headline in the (rare) case the model only emits special tokens.
     lead_chars: int = 22
+    # Longest headline in characters (0 = no limit); generate(max_chars=...) overrides per call.
+    max_chars: int = 0
+    # Choose among the beam's candidates by the editor's checks (faithful numbers and names, no
+    # echo, balanced quotes, no dangling ending) before the decoder's score.
+    rerank: bool = True
 
     def save(self, folder: str | Path) -> None:
         Path(folder, SETTINGS_FILE).write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False))
@@ -126,24 +134,55 @@ class HeadlineGenerator:
                              max_length=self.settings.max_source_length, truncation=True, verbose=False)
         return enc["input_ids"]
 
-    @torch.inference_mode()
-    def generate_ids(self, encoded: list[list[int]], batch_size: int = 16, **overrides) -> list[list[int]]:
-        """Token ids of the headline for each encoded source, in input order.
+    def _batches(self, encoded: list[list[int]], batch_size: int, config):
+        """``(positions, generate() output)`` per length-sorted batch of the encoded sources.
 
         Sources are sorted by length and padded per batch (little padding, no wasted compute);
         token_type_ids, which some BERT-style tokenizers add and seq2seq generate() rejects,
         are never passed."""
-        check_generation_overrides(overrides, _decoder_positions(self.model.config))
-        config = generation_settings(self.model.generation_config, overrides)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        results: list[list[int]] = [[] for _ in encoded]
         for chunk in length_batches([len(ids) for ids in encoded], batch_size):
             batch = pad_batch([encoded[k] for k in chunk], pad_id)
-            out = self.model.generate(input_ids=batch["input_ids"].to(self.device),
-                                      attention_mask=batch["attention_mask"].to(self.device), generation_config=config)
+            yield chunk, self.model.generate(input_ids=batch["input_ids"].to(self.device),
+                                             attention_mask=batch["attention_mask"].to(self.device),
+                                             generation_config=config)
+
+    @torch.inference_mode()
+    def generate_ids(self, encoded: list[list[int]], batch_size: int = 16, **overrides) -> list[list[int]]:
+        """Token ids of the decoder's most probable headline for each encoded source, in input order."""
+        check_generation_overrides(overrides, _decoder_positions(self.model.config))
+        config = generation_settings(self.model.generation_config, overrides)
+        results: list[list[int]] = [[] for _ in encoded]
+        for chunk, out in self._batches(encoded, batch_size, config):
             for row, k in enumerate(chunk):
                 results[k] = out[row].tolist()
         return results
+
+    @torch.inference_mode()
+    def candidate_ids(self, encoded: list[list[int]], batch_size: int = 16,
+                      **overrides) -> list[list[tuple[list[int], float]]]:
+        """Every finished beam per source, as ``(token ids, score)`` in the decoder's order: the
+        beam's length-normalised log-probability; greedy decoding gives one candidate scored by
+        its mean token log-probability."""
+        check_generation_overrides(overrides, _decoder_positions(self.model.config))
+        config = generation_settings(self.model.generation_config, overrides)
+        beams = config.num_beams
+        config = generation_settings(config, {"num_return_sequences": beams, "return_dict_in_generate": True,
+                                              "output_scores": True})
+        results: list[list[tuple[list[int], float]]] = [[] for _ in encoded]
+        for chunk, out in self._batches(encoded, batch_size, config):
+            scores = self._sequence_scores(out, beams)
+            for row, k in enumerate(chunk):
+                span = range(row * beams, (row + 1) * beams)
+                results[k] = [(out.sequences[j].tolist(), float(scores[j])) for j in span]
+        return results
+
+    def _sequence_scores(self, out, beams: int) -> torch.Tensor:
+        if beams > 1:
+            return out.sequences_scores
+        steps = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+        finite = torch.isfinite(steps)
+        return torch.where(finite, steps, 0).sum(dim=1) / finite.sum(dim=1).clamp(min=1)
 
     def decode(self, ids: list[int], source: str) -> str:
         text = tighten_spaces(self.tokenizer.decode(ids, skip_special_tokens=True))
@@ -152,11 +191,18 @@ class HeadlineGenerator:
         return text or lead_headline(source, self.settings.lead_chars) or source[: self.settings.lead_chars]
 
     def generate(self, articles: Article | Sequence[Article], batch_size: int = 16,
-                 **generation_overrides) -> str | list[str]:
+                 max_chars: int | None = None, candidates: int = 0, rerank: bool | None = None,
+                 **generation_overrides) -> str | list[str] | list[HeadlineCandidate] | list[list[HeadlineCandidate]]:
         """A headline for one body (str) or article mapping (its ``body`` is used); a list in,
-        a list out (``[]`` for ``[]``). Keyword arguments override the saved generation settings
-        for this call, e.g. ``num_beams=1, max_new_tokens=24``. Deterministic: beam search, no
-        sampling unless asked for."""
+        a list out (``[]`` for ``[]``). Deterministic: beam search, no sampling unless asked for.
+
+        - ``max_chars``: longest headline in characters (default: the folder's, 0 = no limit).
+        - ``candidates=k``: instead of a string, the ``k`` best ``HeadlineCandidate`` (text, score,
+          problems the checks found) per article, best first.
+        - ``rerank``: choose among the beam's candidates by the editor's checks before the
+          decoder's score (default: the folder's setting, on unless trained with it off).
+        - other keyword arguments override the saved generation settings for this call, e.g.
+          ``num_beams=1, max_new_tokens=24``."""
         single = is_one_article(articles)
         if not single and not isinstance(articles, Sequence):
             raise TypeError(f"generate() takes a str, a mapping with 'body', or a list of them; "
@@ -166,7 +212,31 @@ class HeadlineGenerator:
             return []
         if batch_size < 1:
             raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
+        limit = self._max_chars(max_chars)
+        _check_count("candidates", candidates, 0)
         sources = self.sources(items, indexed=not single)
-        ids = self.generate_ids(self.encode(sources), batch_size=batch_size, **generation_overrides)
-        headlines = [self.decode(i, s) for i, s in zip(ids, sources)]
-        return headlines[0] if single else headlines
+        if limit:  # a piece is at least one character: no point decoding past the limit
+            longest = generation_overrides.get("max_new_tokens", self.model.generation_config.max_new_tokens)
+            generation_overrides["max_new_tokens"] = max(1, min(longest or limit, limit))
+            floor = generation_overrides.get("min_new_tokens", self.model.generation_config.min_new_tokens) or 0
+            generation_overrides["min_new_tokens"] = min(floor, generation_overrides["max_new_tokens"])
+        use_checks = self.settings.rerank if rerank is None else bool(rerank)
+        if not (use_checks or limit or candidates):  # the decoder's own best: no candidates needed
+            ids = self.generate_ids(self.encode(sources), batch_size=batch_size, **generation_overrides)
+            headlines = [self.decode(i, s) for i, s in zip(ids, sources)]
+            return headlines[0] if single else headlines
+        beams = self.candidate_ids(self.encode(sources), batch_size=batch_size, **generation_overrides)
+        ranked = [rank_candidates([self.decode(ids, source) for ids, _ in found], [score for _, score in found],
+                                  source, limit, use_checks) for found, source in zip(beams, sources)]
+        out = [r[:candidates] for r in ranked] if candidates else [r[0].text for r in ranked]
+        return out[0] if single else out
+
+    def _max_chars(self, max_chars: int | None) -> int:
+        limit = self.settings.max_chars if max_chars is None else max_chars
+        _check_count("max_chars", limit, 0)
+        return limit
+
+
+def _check_count(name: str, value, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"generate(): {name}: expected an integer >= {low}, got {value!r}")

@@ -238,6 +238,13 @@ class GenerationSection:
     # Beam width of the per-epoch dev score while training (greedy is ~4x cheaper; the report
     # after training uses num_beams).
     dev_num_beams: int = 1
+    # Longest headline in characters; 0 = no limit. Saved with the model (xinwen.json);
+    # generate(max_chars=...) and `xinwen eval --max-chars` override it.
+    max_chars: int = 0
+    # Pick among the beam's candidates by the editor's checks (numbers and names as in the body,
+    # no echo, balanced quotes, no dangling ending) before the decoder's score
+    # (inference/headline/candidates.py; measured in docs/benchmarks_headline.md).
+    rerank: bool = True
 
     def __post_init__(self):
         raise_problems(check_ranges(self, "generation.", [
@@ -247,6 +254,7 @@ class GenerationSection:
             ("no_repeat_ngram_size", AT_LEAST_0, None, "0 = off"),
             ("min_new_tokens", AT_LEAST_1, None, "never an empty headline"),
             ("max_new_tokens", AT_LEAST_1, None, ""),
+            ("max_chars", AT_LEAST_0, None, "0 = no limit"),
             ("repetition_penalty", ABOVE_0, None, "1.0 = off"),
         ]))
 

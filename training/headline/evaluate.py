@@ -3,7 +3,9 @@
 The report (printed, and written to ``OUTPUT/report.md`` + ``OUTPUT/metrics.json``) gives
 ROUGE-1/2/L F1 x100 on characters for the lead baseline (first sentence of the body, clipped to
 the median training-title length) and for the model, the paired difference in ROUGE-L with a
-bootstrap 95% interval, and a few examples. Evaluation pairs are cleaned exactly like training
+bootstrap 95% interval, the editor's checks (faithful numbers and names, echo, unbalanced marks,
+dangling endings; ``inference/headline/quality.py``) for model, lead and references, and a few
+examples. Evaluation pairs are cleaned exactly like training
 pairs and near-duplicates of the model's training items are removed first.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from xinwen.inference.headline.generator import HeadlineGenerator
+from xinwen.inference.headline.quality import QUALITY_RATES, check_headline, quality_rates
 from xinwen.inference.headline.text import lead_headline
 from xinwen.training.config.loading import ConfigError, build_dataclass, load_yaml
 from xinwen.training.data.files import DataError
@@ -89,6 +92,10 @@ def _row(name: str, scores: dict) -> str:
     return f"| {name} | {scores['rouge1']:.2f} | {scores['rouge2']:.2f} | {scores['rougeL']:.2f} |"
 
 
+def _quality_row(name: str, rates: dict) -> str:
+    return f"| {name} | " + " | ".join(f"{100 * rates[k]:.1f}" for k in QUALITY_RATES) + " |"
+
+
 def _clip(text: str, n: int) -> str:
     text = text.replace("\n", " ")
     return text if len(text) <= n else text[:n] + "…"
@@ -104,6 +111,7 @@ def evaluate_headline_folder(model_dir, data: str | None = None, output: str | N
     gen = HeadlineGenerator.from_pretrained(model_dir, device=device)
     lead_chars = gen.settings.lead_chars
     references = [p["target"] for p in pairs]
+    bodies = [p["source"] for p in pairs]
     leads = [lead_headline(p["source"], lead_chars) for p in pairs]
     t0 = time.time()
     predictions = gen.generate([{"body": p["source"]} for p in pairs], batch_size=batch_size,
@@ -120,12 +128,16 @@ def evaluate_headline_folder(model_dir, data: str | None = None, output: str | N
     generation = {k: v for k, v in gen.model.generation_config.to_dict().items()
                   if k in ("num_beams", "length_penalty", "no_repeat_ngram_size", "min_new_tokens", "max_new_tokens")}
     generation.update(generation_overrides)
+    generation.setdefault("max_chars", gen.settings.max_chars)
+    generation.setdefault("rerank", gen.settings.rerank)
 
     metrics = {
         "data": name, "items": len(pairs), "tokenization": tokenization,
         "lead": {k: lead_scores[k] for k in ("rouge1", "rouge2", "rougeL")}, "lead_chars": lead_chars,
         "model": {k: model_scores[k] for k in ("rouge1", "rouge2", "rougeL")},
         "rougeL_delta": float((per_model - per_lead).mean()), "rougeL_delta_95ci": [low, high],
+        "quality": {"reference": quality_rates(references, bodies), "lead": quality_rates(leads, bodies),
+                    "model": quality_rates(predictions, bodies)},
         "generation": generation, "generation_seconds": round(seconds, 1),
         "articles_per_second": round(len(pairs) / max(seconds, 1e-9), 2),
     }
@@ -156,6 +168,14 @@ def _write_report(out: Path, model_dir: Path, pairs: list[dict], texts: tuple, s
         f"Model - lead, ROUGE-L: {metrics['rougeL_delta']:+.2f} (paired bootstrap 95% CI "
         f"{low:+.2f} .. {high:+.2f})",
         "",
+        "Editor's checks, % of headlines (faithful: every number with its unit and every quoted or",
+        "Latin-script span is in the body as written; echo: a span repeated back to back; unbalanced",
+        "quote or bracket; cut off: ends mid-phrase):",
+        "",
+        "| headlines | " + " | ".join(QUALITY_RATES) + " |",
+        "|---|" + "---:|" * len(QUALITY_RATES),
+        *[_quality_row(who, metrics["quality"][who]) for who in ("reference", "lead", "model")],
+        "",
         "## Examples",
         "",
     ]
@@ -168,7 +188,8 @@ def _write_report(out: Path, model_dir: Path, pairs: list[dict], texts: tuple, s
     (out / "report.md").write_text(report, encoding="utf-8")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
     (out / "predictions.jsonl").write_text("".join(
-        json.dumps({"id": p["id"], "reference": r, "lead": lead, "model": m}, ensure_ascii=False) + "\n"
+        json.dumps({"id": p["id"], "reference": r, "lead": lead, "model": m,
+                    "model_problems": check_headline(m, p["source"]).problems()}, ensure_ascii=False) + "\n"
         for p, r, lead, m in zip(pairs, references, leads, predictions)), encoding="utf-8")
     print(report)  # the CLI report is the one place that prints
     logger.info("wrote %s", out / "report.md")

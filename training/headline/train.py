@@ -145,7 +145,8 @@ class HeadlineSetup:
         freeze_for_speed(model, cfg.model.freeze_encoder_layers, cfg.model.freeze_embeddings)
         model.generation_config = generation_config(cfg, model.config)
         self.settings = HeadlineSettings(max_source_length=cfg.text.max_source_length, prefix=cfg.text.prefix,
-                                         lead_chars=median_title_chars(pairs))
+                                         lead_chars=median_title_chars(pairs), max_chars=cfg.generation.max_chars,
+                                         rerank=cfg.generation.rerank)
         return model
 
     def compute_loss(self, m, batch: dict) -> torch.Tensor:

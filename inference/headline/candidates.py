@@ -1,0 +1,68 @@
+"""Choosing among the beam's headlines: the editor's checks first, the decoder's score second.
+
+Beam search ranks candidates by probability alone, and the most probable headline is sometimes
+the one that echoes a word or bends a number. Every candidate is checked
+(``inference/headline/quality.py``); with reranking on, a faithful, fluent candidate within the
+length limit comes before any that is not, and the decoder's score orders the rest. Nothing is
+invented: the chosen headline is always one the model wrote (cut at a phrase boundary only when
+every candidate is over ``max_chars``).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from xinwen.inference.headline.quality import check_headline
+
+# Where a headline may be cut to fit: after punctuation or a space.
+_BREAK = re.compile(r"[\s,，、:：;；!！?？。]")
+
+
+@dataclass
+class HeadlineCandidate:
+    """One headline the model wrote for an article."""
+
+    text: str
+    # The decoder's length-normalised log-probability (beam score); higher is more probable.
+    score: float
+    # What the editor's checks found (empty: faithful and fluent), plus "longer than N characters".
+    problems: list[str] = field(default_factory=list)
+    over_length: bool = False
+    unfaithful: bool = False
+
+
+def fit_to_length(text: str, max_chars: int) -> str:
+    """``text`` cut to ``max_chars`` characters, at the last phrase break when one keeps at least
+    half of the budget, without trailing punctuation."""
+    if len(text) <= max_chars:
+        return text
+    head = text[:max_chars]
+    breaks = [m.start() for m in _BREAK.finditer(head) if m.start() >= max_chars // 2]
+    cut = head[: breaks[-1]] if breaks else head
+    return cut.rstrip(" ,，、:：;；")
+
+
+def assess(text: str, score: float, source: str, max_chars: int = 0) -> HeadlineCandidate:
+    """A candidate with the checks' findings and, when ``max_chars`` is set, its length verdict."""
+    check = check_headline(text, source)
+    over = bool(max_chars) and len(text) > max_chars
+    problems = check.problems() + ([f"longer than {max_chars} characters"] if over else [])
+    return HeadlineCandidate(text, score, problems, over_length=over, unfaithful=not check.faithful)
+
+
+def rank_candidates(texts: list[str], scores: list[float], source: str, max_chars: int = 0,
+                    rerank: bool = True) -> list[HeadlineCandidate]:
+    """Candidates best first. The length limit always comes first; with ``rerank``, faithful
+    before unfaithful, then fewer fluency problems; the decoder's score breaks ties. If every
+    candidate is over the limit, the best one is cut to fit (and checked again)."""
+    best: dict[str, float] = {}
+    for text, score in zip(texts, scores):  # two token paths can spell the same headline
+        best[text] = max(score, best.get(text, float("-inf")))
+    cands = [assess(t, s, source, max_chars) for t, s in best.items()]
+    if rerank:
+        cands.sort(key=lambda c: (c.over_length, c.unfaithful, len(c.problems), -c.score))
+    else:
+        cands.sort(key=lambda c: (c.over_length, -c.score))
+    if cands and cands[0].over_length:
+        cands[0] = assess(fit_to_length(cands[0].text, max_chars), cands[0].score, source, max_chars)
+    return cands
