@@ -188,7 +188,7 @@ def _write_report(out: Path, model_dir: Path, pairs: list[dict], texts: tuple, s
     (out / "report.md").write_text(report, encoding="utf-8")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
     (out / "predictions.jsonl").write_text("".join(
-        json.dumps({"id": p["id"], "reference": r, "lead": lead, "model": m,
+        json.dumps({"id": p["id"], "source": p["source"], "reference": r, "lead": lead, "model": m,
                     "model_problems": check_headline(m, p["source"]).problems()}, ensure_ascii=False) + "\n"
         for p, r, lead, m in zip(pairs, references, leads, predictions)), encoding="utf-8")
     print(report)  # the CLI report is the one place that prints
