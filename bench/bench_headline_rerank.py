@@ -1,0 +1,94 @@
+"""Beam's best vs reranked by the editor's checks, beside the lead baseline and the references:
+character ROUGE and the checks' rates, on several evaluation sets, from one beam pass per set.
+
+    python bench/newspaper_headlines.py --write /tmp/rmrb_headlines_test.jsonl
+    python bench/bench_headline_rerank.py runs/headline --output bench/out/headline_rerank.json \
+        --data dev builtin:inews-headlines:test /tmp/rmrb_headlines_test.jsonl bench/data/formal_news_eval.jsonl
+
+Each set is prepared as ``xinwen eval`` prepares it (cleaned, near-duplicates of training items
+removed). The model writes every beam candidate once (``generate(candidates=num_beams,
+rerank=False)``); "beam" takes the most probable, "reranked" orders the same candidates as
+``generate()`` does by default (``inference/headline/candidates.py``). ``--max-chars`` adds the
+length-limited variant of both.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from xinwen.inference.headline.candidates import rank_candidates
+from xinwen.inference.headline.generator import HeadlineGenerator
+from xinwen.inference.headline.quality import quality_rates
+from xinwen.inference.headline.text import lead_headline
+from xinwen.training.headline.evaluate import evaluation_pairs, load_char_rouge, paired_bootstrap
+
+logger = logging.getLogger("bench_headline_rerank")
+
+
+def systems_for(pairs: list[dict], gen: HeadlineGenerator, max_chars: int, batch_size: int) -> dict[str, list[str]]:
+    sources = [p["source"] for p in pairs]
+    found = gen.generate([{"body": s} for s in sources], batch_size=batch_size,
+                         candidates=gen.model.generation_config.num_beams, rerank=False)
+    out = {"reference": [p["target"] for p in pairs],
+           "lead": [lead_headline(s, gen.settings.lead_chars) for s in sources],
+           "beam": [c[0].text for c in found]}
+    texts = [[c.text for c in cands] for cands in found]
+    scores = [[c.score for c in cands] for cands in found]
+    out["reranked"] = [rank_candidates(t, s, src)[0].text for t, s, src in zip(texts, scores, sources)]
+    if max_chars:
+        out[f"beam, <= {max_chars} chars"] = [rank_candidates(t, s, src, max_chars, rerank=False)[0].text
+                                             for t, s, src in zip(texts, scores, sources)]
+        out[f"reranked, <= {max_chars} chars"] = [rank_candidates(t, s, src, max_chars)[0].text
+                                                 for t, s, src in zip(texts, scores, sources)]
+    return out
+
+
+def measure(model_dir: str, data: str, gen, rouge, max_chars: int, batch_size: int, max_items: int = 0) -> dict:
+    pairs, name = evaluation_pairs(Path(model_dir), None if data == "dev" else data, max_items)
+    start = time.time()
+    systems = systems_for(pairs, gen, max_chars, batch_size)
+    seconds = time.time() - start
+    references, bodies = systems["reference"], [p["source"] for p in pairs]
+    per_item = {s: np.array(rouge.compute(predictions=h, references=references, use_aggregator=False)["rougeL"])
+                for s, h in systems.items() if s != "reference"}
+    report = {"data": name, "items": len(pairs), "beam_pass_seconds": round(seconds, 1), "systems": {}}
+    for system, headlines in systems.items():
+        row = {"quality": quality_rates(headlines, bodies),
+               "mean_chars": float(np.mean([len(h) for h in headlines]))}
+        if system != "reference":
+            scores = rouge.compute(predictions=headlines, references=references)
+            row.update({k: scores[k] for k in ("rouge1", "rouge2", "rougeL")})
+        if system not in ("reference", "lead"):
+            delta = per_item[system] - per_item["lead"]
+            row["rougeL_minus_lead"] = float(delta.mean())
+            row["rougeL_minus_lead_95ci"] = paired_bootstrap(delta)
+        report["systems"][system] = row
+    report["changed_by_rerank"] = sum(a != b for a, b in zip(systems["beam"], systems["reranked"])) / len(pairs)
+    logger.info("%s: %s", name, json.dumps(report, ensure_ascii=False))
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model_dir")
+    parser.add_argument("--data", nargs="+", default=["dev"], help="'dev', builtin names or files")
+    parser.add_argument("--max-chars", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-items", type=int, default=0, help="first N pairs of each set (0 = all)")
+    parser.add_argument("--output", required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    gen = HeadlineGenerator.from_pretrained(args.model_dir, device="cpu")
+    rouge = load_char_rouge()
+    results = [measure(args.model_dir, d, gen, rouge, args.max_chars, args.batch_size, args.max_items) for d in args.data]
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
