@@ -153,3 +153,27 @@ def test_any_seq2seq_checkpoint_trains_through_the_same_command(tmp_path):
     assert json.loads((out / "config.json").read_text())["architectures"] == ["BartForConditionalGeneration"]
     heads = gen.generate([r["body"] for r in headline_records(2, offset=48)])
     assert len(heads) == 2 and all(heads)
+
+
+def test_extra_training_files_join_the_training_pairs(tmp_path):
+    from xinwen.training.config.sections import load_config
+    from xinwen.training.data.headline import load_headline_splits
+
+    train, dev, _ = headline_files(tmp_path)
+    extra = write_jsonl(tmp_path / "paper.jsonl", [{"id": r["id"], "headline": r["title"], "text": r["body"]}
+                                                   for r in headline_records(12, offset=100)])
+    overrides = headline_overrides(tmp_path, "unused", train, dev, tmp_path / "out")
+    alone, _, _ = load_headline_splits(load_config(CONFIG, overrides).data)
+    both, dev_pairs, _ = load_headline_splits(load_config(CONFIG, [*overrides, f"data.extra_train=[{extra}]"]).data)
+    assert len(both) > len(alone) and {p["id"] for p in both} - {p["id"] for p in alone} <= {f"h{i}" for i in range(100, 112)}
+    assert dev_pairs  # dev is still deduplicated against the larger training set
+
+
+def test_a_missing_extra_training_file_is_named(tmp_path):
+    from xinwen.training.config.loading import ConfigError
+    from xinwen.training.config.sections import load_config
+
+    train, dev, _ = headline_files(tmp_path)
+    overrides = headline_overrides(tmp_path, "unused", train, dev, tmp_path / "out")
+    with pytest.raises(ConfigError, match=r"data.extra_train\[0\].*nosuch.jsonl"):
+        load_config(CONFIG, [*overrides, "data.extra_train=[nosuch.jsonl]"])

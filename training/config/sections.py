@@ -308,6 +308,9 @@ class HeadlineDataSection:
     id_column: Optional[str] = "id"
     # Add the project-written formal articles (data/extra) to the builtin training data.
     extra_articles: bool = True
+    # More training files (same columns), added to data.train: e.g. real newspaper pairs
+    # (bench/newspaper_headlines.py --split train) beside the bundled web news.
+    extra_train: list[str] = field(default_factory=list)
     # Pair filters (counts of what each drops are logged): titles need enough Chinese to be a
     # headline, bodies enough text to write one from, and the two must share some characters
     # (some crawled pairs join a title to another page's body).
@@ -357,6 +360,11 @@ class HeadlineConfig:
         """Checks across fields and sections (each section checked its own ranges already)."""
         g, d = self.generation, self.data
         problems = column_problems(d) + builtin_problems(d, BUILTIN_HEADLINE_DATA, "evaluation")
+        for i, spec in enumerate(d.extra_train):
+            known = spec in BUILTIN_HEADLINE_SPLITS if str(spec).startswith("builtin:") else Path(spec).is_file()
+            if not known:
+                problems.append(f"data.extra_train[{i}]: expected a JSONL/CSV/Parquet file or one of "
+                                f"{list(BUILTIN_HEADLINE_SPLITS)}, got {spec!r} (not found from {Path.cwd()})")
         if g.min_new_tokens > g.max_new_tokens:
             problems.append(f"generation.min_new_tokens: expected <= generation.max_new_tokens ({g.max_new_tokens}), "
                             f"got {g.min_new_tokens}; lower it or raise max_new_tokens")

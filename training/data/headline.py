@@ -169,6 +169,8 @@ def load_headline_splits(data) -> tuple[list[dict], list[dict], DuplicateIndex]:
     else:
         train = build_pairs(read_records(data.train, data), filters, f"train ({data.train})", seen)
         dev_spec = data.dev
+    for extra in data.extra_train:
+        train += build_pairs(read_records(extra, data), filters, f"train (data.extra_train: {extra})", seen)
     if not train:
         raise DataError(f"{data.train}: no usable training pairs after cleaning; see the counts logged above")
     dev = build_pairs(read_records(dev_spec, data), filters, f"dev ({dev_spec})", seen)
