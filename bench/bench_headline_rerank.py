@@ -8,8 +8,8 @@ character ROUGE and the checks' rates, on several evaluation sets, from one beam
 Each set is prepared as ``xinwen eval`` prepares it (cleaned, near-duplicates of training items
 removed). The model writes every beam candidate once (``generate(candidates=num_beams,
 rerank=False)``); "beam" takes the most probable, "reranked" orders the same candidates as
-``generate()`` does by default (``inference/headline/candidates.py``). ``--max-chars`` adds the
-length-limited variant of both.
+``generate()`` does by default (``inference/headline/candidates.py``). ``--max-chars N`` adds
+``generate(max_chars=N)`` (its own beam pass) and the lead clipped to N.
 """
 from __future__ import annotations
 
@@ -40,11 +40,11 @@ def systems_for(pairs: list[dict], gen: HeadlineGenerator, max_chars: int, batch
     texts = [[c.text for c in cands] for cands in found]
     scores = [[c.score for c in cands] for cands in found]
     out["reranked"] = [rank_candidates(t, s, src)[0].text for t, s, src in zip(texts, scores, sources)]
-    if max_chars:
-        out[f"beam, <= {max_chars} chars"] = [rank_candidates(t, s, src, max_chars, rerank=False)[0].text
-                                             for t, s, src in zip(texts, scores, sources)]
-        out[f"reranked, <= {max_chars} chars"] = [rank_candidates(t, s, src, max_chars)[0].text
-                                                 for t, s, src in zip(texts, scores, sources)]
+    if max_chars:  # the product path: decoding bounded by the limit (a second beam pass)
+        out[f"lead, <= {max_chars} chars"] = [lead_headline(s, min(max_chars, gen.settings.lead_chars))
+                                             for s in sources]
+        out[f"reranked, <= {max_chars} chars"] = gen.generate([{"body": s} for s in sources],
+                                                              batch_size=batch_size, max_chars=max_chars)
     return out
 
 

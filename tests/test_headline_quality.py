@@ -11,7 +11,8 @@ from xinwen.inference.headline.candidates import fit_to_length, rank_candidates
 from xinwen.inference.headline.quality import check_headline, numbers, quality_rates
 
 BODY = ("法院查明，该男子因抢劫案服刑17年，出狱后获赔110万美元。iPhone 15 的销量增长3.5%。"
-        "寿光蔬菜出口前三季度同比增长18%，“菜篮子”工程成效明显。")
+        "寿光蔬菜出口前三季度同比增长18%，“菜篮子”工程成效明显。全年投资126万亿元，工期3个月，"
+        "投资1100万元，12,500人参加。")
 
 
 @pytest.mark.parametrize("headline, problems", [
@@ -24,6 +25,10 @@ BODY = ("法院查明，该男子因抢劫案服刑17年，出狱后获赔110万
     ("寿光蔬菜出口增长的", ["ends mid-phrase"]),
     ("寿光“菜篮子工程", ["unbalanced quote or bracket"]),
     ("寿光蔬菜出口》增长18%", ["unbalanced quote or bracket"]),
+    ("全年投资126万", ["not in the body: 126万"]),        # 万 is not 万亿
+    ("工期3个", ["not in the body: 3个"]),               # 个 is not 个月
+    ("12人参加", ["not in the body: 12人"]),             # 12 is not 12,500
+    ("中美两国将", ["ends mid-phrase"]),
 ])
 def test_each_failure_is_named(headline, problems):
     assert check_headline(headline, BODY).problems() == problems
@@ -36,11 +41,20 @@ def test_each_failure_is_named(headline, problems):
     "“菜篮子”工程成效明显",
     "１７年冤狱获赔110万美元",            # full-width digits are the same number
     "出口增长1111……",                   # digit and punctuation runs are not echoes (1111 is not in the body)
+    "投资1100万建厂",                    # a unit the body has may be dropped, not changed
+    "中美关系趋向缓和",                  # 缓和, 参与, 反对 ... end in 和/与/对 and still end a phrase
+    "钢铁是怎样炼成的",
+    "寿光菜农告别“菜篮子”烦恼",
 ])
 def test_faithful_fluent_headlines_pass(headline):
     check = check_headline(headline, BODY)
     assert check.fluent
     assert check.faithful == ("1111" not in headline)
+
+
+def test_latin_words_neither_echo_nor_open_a_quote():
+    check = check_headline("Mississippi州McDonald’s门店", "Mississippi州McDonald’s门店开业")
+    assert check.ok, check.problems()
 
 
 def test_numbers_keep_magnitude_and_unit():
@@ -116,8 +130,28 @@ def test_max_chars_per_call_and_from_the_folder(generator, bodies, limit):
         generator.settings.max_chars = 0
 
 
+def test_a_finished_rows_padding_is_not_scored():
+    from xinwen.inference.headline.generator import mean_until_end
+
+    steps = torch.tensor([[-1.0, -3.0, -0.5, -0.5], [-2.0, -2.0, -2.0, float("-inf")]])
+    written = torch.tensor([[5, 2, 0, 0], [6, 7, 8, 0]])  # 2 = end token, 0 = pad after it
+    assert mean_until_end(steps, written, eos_id=2).tolist() == [-2.0, -2.0]
+
+
+def test_greedy_scores_do_not_depend_on_the_batch(generator, bodies):
+    alone = [generator.generate(b, candidates=1, num_beams=1)[0].score for b in bodies]
+    batched = [c[0].score for c in generator.generate(bodies, candidates=1, num_beams=1, batch_size=4)]
+    assert batched == pytest.approx(alone, abs=1e-5)
+
+
+def test_a_limit_at_min_new_tokens_still_lets_headlines_end(generator, bodies):
+    found = generator.generate(bodies, max_chars=4, min_new_tokens=4, candidates=4, num_beams=4)
+    assert all(len(c.text) <= 4 for cands in found for c in cands[:1])
+
+
 @pytest.mark.parametrize("kwargs, key", [({"max_chars": -1}, "max_chars"), ({"max_chars": "10"}, "max_chars"),
-                                         ({"candidates": 1.5}, "candidates")])
+                                         ({"candidates": 1.5}, "candidates"), ({"rerank": "false"}, "rerank"),
+                                         ({"batch_size": "2"}, "batch_size")])
 def test_bad_options_name_themselves(generator, bodies, kwargs, key):
     with pytest.raises(ValueError, match=key):
         generator.generate(bodies[0], **kwargs)

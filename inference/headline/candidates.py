@@ -38,11 +38,11 @@ def fit_to_length(text: str, max_chars: int) -> str:
         return text
     head = text[:max_chars]
     breaks = [m.start() for m in _BREAK.finditer(head) if m.start() >= max_chars // 2]
-    cut = head[: breaks[-1]] if breaks else head
-    return cut.rstrip(" ,，、:：;；")
+    cut = (head[: breaks[-1]] if breaks else head).rstrip(" ,，、:：;；")
+    return cut or head  # a text opening with punctuation still gives a headline
 
 
-def assess(text: str, score: float, source: str, max_chars: int = 0) -> HeadlineCandidate:
+def checked_candidate(text: str, score: float, source: str, max_chars: int = 0) -> HeadlineCandidate:
     """A candidate with the checks' findings and, when ``max_chars`` is set, its length verdict."""
     check = check_headline(text, source)
     over = bool(max_chars) and len(text) > max_chars
@@ -55,14 +55,16 @@ def rank_candidates(texts: list[str], scores: list[float], source: str, max_char
     """Candidates best first. The length limit always comes first; with ``rerank``, faithful
     before unfaithful, then fewer fluency problems; the decoder's score breaks ties. If every
     candidate is over the limit, the best one is cut to fit (and checked again)."""
+    if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 0:
+        raise ValueError(f"max_chars: expected an integer >= 0 (0 = no limit), got {max_chars!r}")
     best: dict[str, float] = {}
-    for text, score in zip(texts, scores):  # two token paths can spell the same headline
+    for text, score in zip(texts, scores, strict=True):  # two token paths can spell the same headline
         best[text] = max(score, best.get(text, float("-inf")))
-    cands = [assess(t, s, source, max_chars) for t, s in best.items()]
+    cands = [checked_candidate(t, s, source, max_chars) for t, s in best.items()]
     if rerank:
         cands.sort(key=lambda c: (c.over_length, c.unfaithful, len(c.problems), -c.score))
     else:
         cands.sort(key=lambda c: (c.over_length, -c.score))
     if cands and cands[0].over_length:
-        cands[0] = assess(fit_to_length(cands[0].text, max_chars), cands[0].score, source, max_chars)
+        cands[0] = checked_candidate(fit_to_length(cands[0].text, max_chars), cands[0].score, source, max_chars)
     return cands

@@ -60,13 +60,18 @@ _COUNTS = {"num_beams": 1, "max_new_tokens": 1, "min_new_tokens": 0, "no_repeat_
            "max_length": 1, "min_length": 0, "num_beam_groups": 1}
 
 
+def check_count(name: str, value, low: int) -> None:
+    """ValueError naming ``name`` unless ``value`` is an integer (not a bool) >= ``low``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"generate(): {name}: expected an integer >= {low}, got {value!r}")
+
+
 def check_generation_overrides(overrides: dict, positions: int | None = None) -> None:
     """ValueError naming the setting for a count that is not a valid integer, for more than one
     headline per article, or for ``max_new_tokens`` past the decoder's ``positions``."""
     for key, low in _COUNTS.items():
-        value = overrides.get(key)
-        if key in overrides and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-            raise ValueError(f"generate(): {key}: expected an integer >= {low}, got {value!r}")
+        if key in overrides:
+            check_count(key, overrides[key], low)
     if overrides.get("num_return_sequences", 1) != 1:
         raise ValueError("generate(): num_return_sequences: expected 1 (one headline per article), got "
                          f"{overrides['num_return_sequences']!r}; fix: call generate once per setting instead")
@@ -87,6 +92,14 @@ def generation_settings(base, overrides: dict):
                         "such as num_beams, length_penalty, no_repeat_ngram_size, min_new_tokens, max_new_tokens")
     config.validate()
     return config
+
+
+def mean_until_end(step_scores: torch.Tensor, written: torch.Tensor, eos_id: int) -> torch.Tensor:
+    """Mean log-probability per row over the tokens up to and including its end token: a finished
+    row keeps receiving pad tokens (with scores) while the rest of its batch decodes."""
+    ended = written == eos_id
+    keep = ((torch.cumsum(ended, dim=1) - ended.long()) == 0) & torch.isfinite(step_scores)
+    return torch.where(keep, step_scores, 0).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
 
 
 def _decoder_positions(config) -> int | None:
@@ -181,8 +194,7 @@ class HeadlineGenerator:
         if beams > 1:
             return out.sequences_scores
         steps = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
-        finite = torch.isfinite(steps)
-        return torch.where(finite, steps, 0).sum(dim=1) / finite.sum(dim=1).clamp(min=1)
+        return mean_until_end(steps, out.sequences[:, -steps.shape[1]:], self.model.generation_config.eos_token_id)
 
     def decode(self, ids: list[int], source: str) -> str:
         text = tighten_spaces(self.tokenizer.decode(ids, skip_special_tokens=True))
@@ -210,17 +222,16 @@ class HeadlineGenerator:
         items = [articles] if single else list(articles)
         if not items:
             return []
-        if batch_size < 1:
-            raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
-        limit = self._max_chars(max_chars)
-        _check_count("candidates", candidates, 0)
+        check_count("batch_size", batch_size, 1)
+        limit = self.settings.max_chars if max_chars is None else max_chars
+        check_count("max_chars", limit, 0)
+        check_count("candidates", candidates, 0)
+        if rerank is not None and not isinstance(rerank, bool):
+            raise ValueError(f"generate(): rerank: expected True, False or None (the folder's setting), got {rerank!r}")
         sources = self.sources(items, indexed=not single)
-        if limit:  # a piece is at least one character: no point decoding past the limit
-            longest = generation_overrides.get("max_new_tokens", self.model.generation_config.max_new_tokens)
-            generation_overrides["max_new_tokens"] = max(1, min(longest or limit, limit))
-            floor = generation_overrides.get("min_new_tokens", self.model.generation_config.min_new_tokens) or 0
-            generation_overrides["min_new_tokens"] = min(floor, generation_overrides["max_new_tokens"])
-        use_checks = self.settings.rerank if rerank is None else bool(rerank)
+        if limit:
+            generation_overrides.update(self._length_budget(limit, generation_overrides))
+        use_checks = self.settings.rerank if rerank is None else rerank
         if not (use_checks or limit or candidates):  # the decoder's own best: no candidates needed
             ids = self.generate_ids(self.encode(sources), batch_size=batch_size, **generation_overrides)
             headlines = [self.decode(i, s) for i, s in zip(ids, sources)]
@@ -231,12 +242,12 @@ class HeadlineGenerator:
         out = [r[:candidates] for r in ranked] if candidates else [r[0].text for r in ranked]
         return out[0] if single else out
 
-    def _max_chars(self, max_chars: int | None) -> int:
-        limit = self.settings.max_chars if max_chars is None else max_chars
-        _check_count("max_chars", limit, 0)
-        return limit
+    def _length_budget(self, limit: int, overrides: dict) -> dict:
+        """Token bounds for a ``limit``-character headline: a piece holds at least one character,
+        so ``limit`` pieces and the end token are enough; the ranking then applies the limit."""
+        saved = self.model.generation_config
+        longest = overrides.get("max_new_tokens", saved.max_new_tokens) or limit + 1
+        shortest = overrides.get("min_new_tokens", saved.min_new_tokens) or 0
+        return {"max_new_tokens": min(longest, limit + 1), "min_new_tokens": min(shortest, limit)}
 
 
-def _check_count(name: str, value, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"generate(): {name}: expected an integer >= {low}, got {value!r}")

@@ -7,71 +7,83 @@ stutters. These checks do, for any headline (model, lead baseline or reference) 
   ``3.5%``), and every quoted or Latin-script span (``“一带一路”``, ``《意见》``, ``G20``) appears in the
   body as written. Strict on purpose: a number the body writes another way (``1100000`` for
   ``110万``) counts as unfaithful, because that is what a reader cannot check at a glance.
-- **echo**: a span of two or more characters repeated back to back (``寿光寿光``); runs of digits or
-  punctuation are exempt (``1111``, ``……``).
+- **echo**: a span of two or more characters, with a Chinese one among them, repeated back to
+  back (``寿光寿光``); ``1111``, ``……`` and ``Mississippi`` are not echoes.
 - **unbalanced**: a quote or bracket opened and not closed, or closed and never opened.
 - **cut off**: the headline ends inside a phrase: on a comma-like mark, an opening bracket, or a
   word that needs something after it (``的``, ``和``, ``对``, ``将`` ...).
 
-Both sides are NFKC-normalised first, so full-width digits and punctuation compare equal.
+Both sides are normalised first (NFKC: full-width digits and punctuation compare equal).
+
+Known limits, by design: Chinese numerals (三人, 一成) are not checked; an abbreviation the
+body spells out (GDP for 国内生产总值) counts as unfaithful; quotations over 30 characters and
+‘single’ quotes are not checked; a cut inside a word (国务院常务会议今) passes; reduplication
+(研究研究, 哔哩哔哩) counts as an echo, so compare with the references' rate.
 """
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
+
+from xinwen.inference.headline.text import CJK
+from xinwen.inference.text import normalise_text
 
 # Magnitude words change a number's size; a unit after them changes its meaning (17年 vs 17万).
 _MAGNITUDE = "十百千万亿兆"
-# Units a Chinese news number carries, longest first so 万元 wins over 万. A number with none of
-# these is checked on its own (with its magnitude).
-_UNITS = sorted("""年 月 日 号 时 点 分 秒 岁 天 周 小时 分钟 个月 季度 世纪 届 期 次 起 例 人 名 位 户 家 所 座
-    个 项 件 条 台 辆 架 艘 列 只 头 株 棵 吨 公斤 千克 克 斤 公里 千米 米 厘米 毫米 平方米 平方公里 亩 公顷
+# Units a Chinese news number carries, longest first so 万元 wins over 万 and 个月 over 个.
+_UNITS = sorted(set("""年 月 日 号 时 点 分 秒 岁 天 周 小时 分钟 个月 季度 世纪 届 期 次 起 例 人 名 位 户 家 所
+    座 个 项 件 条 台 辆 架 艘 列 只 头 株 棵 吨 公斤 千克 克 斤 公里 千米 米 厘米 毫米 平方米 平方公里 亩 公顷
     升 立方米 元 美元 美金 欧元 日元 英镑 港元 港币 人民币 块 角 % ‰ 倍 度 级 层 楼 路 版 集 部 种 批 轮
-    场 届 票 国 省 市 县 区 强 GB G MB KB K M mm cm km kg""".split(), key=len, reverse=True)
-_NUMBER = re.compile(r"(?<![\d.])\d+(?:[.,]\d+)*(?:[" + _MAGNITUDE + r"]+)?(?:"
+    场 票 国 省 市 县 区 强 GB G MB KB K M mm cm km kg""".split()), key=len, reverse=True)
+_NUMBER = re.compile(r"(?<![\d.])(\d+(?:[.,]\d+)*)([" + _MAGNITUDE + r"]*)("
                      + "|".join(re.escape(u) for u in _UNITS) + r")?")
 # Spans a headline may only copy: quoted titles, quotations, and Latin-script names or codes.
 _QUOTED = re.compile(r"《[^》]{1,30}》|“[^”]{1,30}”|「[^」]{1,30}」|\"[^\"]{1,30}\"")
 _LATIN = re.compile(r"[A-Za-z][A-Za-z0-9&.+\-]*")
 _ECHO = re.compile(r"(\S{2,}?)\1")
-# An echo needs a letter or a Chinese character: "1111" and "……" are not stutters.
-_WORDLIKE = re.compile(r"[^\W\d_]")
+# An echo is a stutter in Chinese: "1111", "……" and "Mississippi" are not.
+_CJK_CHAR = re.compile(f"[{CJK}]")
 _PAIRS = {"“": "”", "《": "》", "(": ")", "[": "]", "【": "】", "「": "」", "『": "』", "〈": "〉", "‘": "’"}
-# Endings that leave a phrase open: connective, possessive or preposition-like characters and
-# marks that announce more text. 了, 等 and 中 end phrases often enough to be left out.
-_OPEN_END = re.compile(r"([,、:;\-—…(\[“《「『‘]|[的之和与及或在对从向把被将于给让为而但若跟同])$")
-
-
-def _normal(text: str) -> str:
-    return unicodedata.normalize("NFKC", text or "")
+# An apostrophe inside a Latin word (McDonald’s) is not a closing quote.
+_APOSTROPHE = re.compile(r"(?<=[A-Za-z])’(?=[A-Za-z])")
+# Endings that leave a phrase open: marks announcing more text, and function characters that
+# need something after them (出口增长的, 中美两国将). NFKC has turned … into "...".
+_OPEN_END = re.compile(r"([,、:;\-—(\[“《「『‘]|[的之和与及或在对从向把被将于给让为而但若跟同])$")
+# Words that end in one of those characters and end a phrase too (缓和, 参与, 反对, 名将, 炼成的).
+_CLOSED_WORDS = set("""缓和 温和 平和 柔和 调和 总和 饱和 言和 议和 共和 参与 普及 涉及 波及 危及 顾及 存在 所在
+    现在 实在 自在 何在 反对 应对 面对 核对 比对 相对 绝对 名将 老将 大将 主将 干将 转让 出让 退让 礼让 谦让
+    认同 赞同 协同 合同 相同 不同 共同 混同 雷同 目的 成的 是的 似的 真的 有的 别的 来的 去的 从 何去何从
+    关于 在于 属于 等于 处于 对于 至于 过于 终于 由于 善于 难于 大于 小于 高于 低于 为 作为 行为 认为 成为
+    因为 以为 无为 有为""".split())
 
 
 def numbers(text: str) -> list[str]:
     """Number mentions of ``text`` with magnitude and unit, e.g. ``['17年', '110万美元', '3.5%']``."""
-    return [m.group() for m in _NUMBER.finditer(_normal(text))]
+    return [m.group() for m in _NUMBER.finditer(normalise_text(text))]
 
 
 def copied_spans(text: str) -> list[str]:
     """Quoted spans and Latin-script tokens of ``text``: what a headline can only copy."""
-    norm = _normal(text)
+    norm = normalise_text(text)
     spans = [m.group() for m in _QUOTED.finditer(norm)]
     spans += [m.group().rstrip(".-+") for m in _LATIN.finditer(norm) if len(m.group()) >= 2]
     return [s for s in spans if s]
 
 
-def _number_in(mention: str, body: str) -> bool:
-    # Digits must not continue on either side: "17年" is not in "217年", "3人" not in "3.5人".
-    return re.search(r"(?<![\d.])" + re.escape(mention) + (r"(?![\d])" if mention[-1].isdigit() else ""),
-                     body) is not None
+def _number_in(mention: re.Match, body_numbers: set[tuple[str, str, str]]) -> bool:
+    """The body writes this number with the same magnitude and the same unit; a headline may drop
+    a unit the body has (投资1100万 for 1100万元), never change it (3个 is not 3个月, 126万 not 126万亿)."""
+    value, magnitude, unit = mention.group(1), mention.group(2), mention.group(3) or ""
+    return any(v == value and m == magnitude and (not unit or u == unit) for v, m, u in body_numbers)
 
 
 def unfaithful_parts(headline: str, body: str) -> list[str]:
     """The numbers and copied spans of ``headline`` that ``body`` does not contain as written."""
-    head, text = _normal(headline), _normal(body)
+    head, text = normalise_text(headline), normalise_text(body)
+    in_body = {(m.group(1), m.group(2), m.group(3) or "") for m in _NUMBER.finditer(text)}
+    missing = [m.group() for m in _NUMBER.finditer(head) if not _number_in(m, in_body)]
     # Case and spacing of a copied span are not facts: "iPhone 15" may be "IPHONE15" in the body.
     text_key = text.replace(" ", "").lower()
-    missing = [n for n in numbers(head) if not _number_in(n, text)]
     for span in copied_spans(head):
         inner = span.strip("《》“”「」\"")
         if inner and inner.replace(" ", "").lower() not in text_key:
@@ -81,13 +93,13 @@ def unfaithful_parts(headline: str, body: str) -> list[str]:
 
 def echoes(headline: str) -> list[str]:
     """Spans repeated back to back (``寿光寿光`` -> ``['寿光']``); digit-only spans are exempt."""
-    return [m.group(1) for m in _ECHO.finditer(_normal(headline).replace(" ", ""))
-            if _WORDLIKE.search(m.group(1))]
+    return [m.group(1) for m in _ECHO.finditer(normalise_text(headline).replace(" ", ""))
+            if _CJK_CHAR.search(m.group(1))]
 
 
 def is_unbalanced(headline: str) -> bool:
     """An opening quote or bracket without its closing one, or a closing one never opened."""
-    text = _normal(headline)
+    text = _APOSTROPHE.sub("", normalise_text(headline))
     stack: list[str] = []
     closers = {v: k for k, v in _PAIRS.items()}
     for ch in text:
@@ -102,8 +114,12 @@ def is_unbalanced(headline: str) -> bool:
 
 def is_cut_off(headline: str) -> bool:
     """The headline ends where a phrase cannot end (``...的``, ``...和``, a comma, an open quote)."""
-    text = _normal(headline).strip()
-    return not text or _OPEN_END.search(text) is not None
+    text = normalise_text(headline)
+    if not text:
+        return True
+    if _OPEN_END.search(text) is None:
+        return False
+    return not any(text.endswith(word) for word in _CLOSED_WORDS)
 
 
 @dataclass

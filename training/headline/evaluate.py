@@ -109,7 +109,9 @@ def evaluate_headline_folder(model_dir, data: str | None = None, output: str | N
     out = Path(output) if output else model_dir / "eval"
     pairs, name = evaluation_pairs(model_dir, data, max_items)
     gen = HeadlineGenerator.from_pretrained(model_dir, device=device)
-    lead_chars = gen.settings.lead_chars
+    limit = generation_overrides.get("max_chars", gen.settings.max_chars)
+    # The lead gets the model's length limit too, or the comparison favours the longer one.
+    lead_chars = min(gen.settings.lead_chars, limit) if limit else gen.settings.lead_chars
     references = [p["target"] for p in pairs]
     bodies = [p["source"] for p in pairs]
     leads = [lead_headline(p["source"], lead_chars) for p in pairs]
