@@ -69,7 +69,10 @@ def measure(model_dir: str, data: str, gen, rouge, max_chars: int, batch_size: i
             row["rougeL_minus_lead_95ci"] = paired_bootstrap(delta)
         report["systems"][system] = row
     report["changed_by_rerank"] = sum(a != b for a, b in zip(systems["beam"], systems["reranked"])) / len(pairs)
-    logger.info("%s: %s", name, json.dumps(report, ensure_ascii=False))
+    report["rows"] = [{"id": p["id"], "source": p["source"], "reference": systems["reference"][i],
+                       "lead": systems["lead"][i], "model": systems["reranked"][i], "beam": systems["beam"][i]}
+                      for i, p in enumerate(pairs)]
+    logger.info("%s: %s", name, json.dumps({k: v for k, v in report.items() if k != "rows"}, ensure_ascii=False))
     return report
 
 
@@ -85,9 +88,18 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     gen = HeadlineGenerator.from_pretrained(args.model_dir, device="cpu")
     rouge = load_char_rouge()
-    results = [measure(args.model_dir, d, gen, rouge, args.max_chars, args.batch_size, args.max_items) for d in args.data]
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    results = []
+    for number, data in enumerate(args.data):
+        report = measure(args.model_dir, data, gen, rouge, args.max_chars, args.batch_size, args.max_items)
+        # Per-article headlines in `xinwen eval`'s predictions.jsonl shape ("model" = reranked),
+        # e.g. for bench/blind_headlines.py.
+        rows = output.with_name(f"{output.stem}.predictions{number}.jsonl")
+        rows.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in report.pop("rows")), encoding="utf-8")
+        report["predictions"] = str(rows)
+        results.append(report)
+        output.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
 if __name__ == "__main__":
