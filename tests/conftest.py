@@ -24,6 +24,18 @@ def tiny_encoder_dir(tmp_path_factory):
     return save_tiny_encoder(tmp_path_factory.mktemp("tiny_enc"))
 
 
+@pytest.fixture(scope="session")
+def tiny_generator(tmp_path_factory):
+    """A HeadlineGenerator on a tiny random seq2seq folder, shared by the headline API tests."""
+    import torch
+    from tiny_seq2seq import save_tiny_seq2seq
+
+    from xinwen.inference import HeadlineGenerator
+
+    torch.set_num_threads(1)
+    return HeadlineGenerator.from_pretrained(save_tiny_seq2seq(tmp_path_factory.mktemp("tiny_s2s")), device="cpu")
+
+
 @pytest.fixture()
 def topic_files(tmp_path):
     recs = topic_records()

@@ -1,12 +1,11 @@
 """The editor's checks (faithful numbers and names, echo, unbalanced marks, dangling endings) and
-how the generator uses them: candidate ranking, length limit, top-k candidates with scores."""
+how the tiny_generator uses them: candidate ranking, length limit, top-k candidates with scores."""
 from __future__ import annotations
 
 import pytest
 import torch
-from tiny_seq2seq import headline_records, save_tiny_seq2seq
+from tiny_seq2seq import headline_records
 
-from xinwen.inference import HeadlineGenerator
 from xinwen.inference.headline.candidates import fit_to_length, rank_candidates
 from xinwen.inference.headline.quality import check_headline, numbers, quality_rates
 
@@ -88,46 +87,40 @@ def test_same_text_from_two_token_paths_is_one_candidate():
 
 
 @pytest.fixture(scope="module")
-def generator(tmp_path_factory):
-    torch.set_num_threads(1)
-    return HeadlineGenerator.from_pretrained(save_tiny_seq2seq(tmp_path_factory.mktemp("tiny_s2s_q")), device="cpu")
-
-
-@pytest.fixture(scope="module")
 def bodies():
     return [r["body"][:60] for r in headline_records(4)]
 
 
-def test_candidates_come_with_scores_best_first(generator, bodies):
-    found = generator.generate(bodies, candidates=3, num_beams=4, rerank=False)
+def test_candidates_come_with_scores_best_first(tiny_generator, bodies):
+    found = tiny_generator.generate(bodies, candidates=3, num_beams=4, rerank=False)
     assert len(found) == len(bodies)
     for cands in found:
         assert 1 <= len(cands) <= 3
         scores = [c.score for c in cands]
         assert scores == sorted(scores, reverse=True) and all(s <= 0 for s in scores)
     # Without reranking the first candidate is the decoder's own best headline.
-    assert [c[0].text for c in found] == generator.generate(bodies, num_beams=4, rerank=False)
+    assert [c[0].text for c in found] == tiny_generator.generate(bodies, num_beams=4, rerank=False)
 
 
-def test_greedy_gives_one_scored_candidate(generator, bodies):
-    (only,) = generator.generate(bodies[0], candidates=5, num_beams=1)
-    assert only.text == generator.generate(bodies[0], num_beams=1, rerank=False) and only.score <= 0
+def test_greedy_gives_one_scored_candidate(tiny_generator, bodies):
+    (only,) = tiny_generator.generate(bodies[0], candidates=5, num_beams=1)
+    assert only.text == tiny_generator.generate(bodies[0], num_beams=1, rerank=False) and only.score <= 0
 
 
-def test_reranked_choice_is_one_of_the_beams_candidates(generator, bodies):
-    for body, chosen in zip(bodies, generator.generate(bodies, num_beams=4)):
-        assert chosen in [c.text for c in generator.generate(body, candidates=4, num_beams=4, rerank=False)]
+def test_reranked_choice_is_one_of_the_beams_candidates(tiny_generator, bodies):
+    for body, chosen in zip(bodies, tiny_generator.generate(bodies, num_beams=4)):
+        assert chosen in [c.text for c in tiny_generator.generate(body, candidates=4, num_beams=4, rerank=False)]
 
 
 @pytest.mark.parametrize("limit", [3, 6])
-def test_max_chars_per_call_and_from_the_folder(generator, bodies, limit):
-    assert all(len(h) <= limit for h in generator.generate(bodies, max_chars=limit))
-    generator.settings.max_chars = limit
+def test_max_chars_per_call_and_from_the_folder(tiny_generator, bodies, limit):
+    assert all(len(h) <= limit for h in tiny_generator.generate(bodies, max_chars=limit))
+    tiny_generator.settings.max_chars = limit
     try:
-        assert all(len(h) <= limit for h in generator.generate(bodies))
-        assert any(len(h) > limit for h in generator.generate(bodies, max_chars=0, min_new_tokens=8, max_new_tokens=8))
+        assert all(len(h) <= limit for h in tiny_generator.generate(bodies))
+        assert any(len(h) > limit for h in tiny_generator.generate(bodies, max_chars=0, min_new_tokens=8, max_new_tokens=8))
     finally:
-        generator.settings.max_chars = 0
+        tiny_generator.settings.max_chars = 0
 
 
 def test_a_finished_rows_padding_is_not_scored():
@@ -138,20 +131,20 @@ def test_a_finished_rows_padding_is_not_scored():
     assert mean_until_end(steps, written, eos_id=2).tolist() == [-2.0, -2.0]
 
 
-def test_greedy_scores_do_not_depend_on_the_batch(generator, bodies):
-    alone = [generator.generate(b, candidates=1, num_beams=1)[0].score for b in bodies]
-    batched = [c[0].score for c in generator.generate(bodies, candidates=1, num_beams=1, batch_size=4)]
+def test_greedy_scores_do_not_depend_on_the_batch(tiny_generator, bodies):
+    alone = [tiny_generator.generate(b, candidates=1, num_beams=1)[0].score for b in bodies]
+    batched = [c[0].score for c in tiny_generator.generate(bodies, candidates=1, num_beams=1, batch_size=4)]
     assert batched == pytest.approx(alone, abs=1e-5)
 
 
-def test_a_limit_at_min_new_tokens_still_lets_headlines_end(generator, bodies):
-    found = generator.generate(bodies, max_chars=4, min_new_tokens=4, candidates=4, num_beams=4)
+def test_a_limit_at_min_new_tokens_still_lets_headlines_end(tiny_generator, bodies):
+    found = tiny_generator.generate(bodies, max_chars=4, min_new_tokens=4, candidates=4, num_beams=4)
     assert all(len(c.text) <= 4 for cands in found for c in cands[:1])
 
 
 @pytest.mark.parametrize("kwargs, key", [({"max_chars": -1}, "max_chars"), ({"max_chars": "10"}, "max_chars"),
                                          ({"candidates": 1.5}, "candidates"), ({"rerank": "false"}, "rerank"),
                                          ({"batch_size": "2"}, "batch_size")])
-def test_bad_options_name_themselves(generator, bodies, kwargs, key):
+def test_bad_options_name_themselves(tiny_generator, bodies, kwargs, key):
     with pytest.raises(ValueError, match=key):
-        generator.generate(bodies[0], **kwargs)
+        tiny_generator.generate(bodies[0], **kwargs)

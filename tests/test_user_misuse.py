@@ -8,7 +8,6 @@ import logging
 import pytest
 import torch
 from tiny_models import topic_records, write_jsonl
-from tiny_seq2seq import save_tiny_seq2seq
 
 from xinwen.inference import HeadlineGenerator, NewsClassifier
 from xinwen.inference.encoders.loading import ModelFolderError, check_model_source, pick_device
@@ -158,11 +157,6 @@ def test_predict_refuses_bytes_whole_and_names_a_mapping_without_title_or_body(t
     with pytest.raises(ValueError, match=r"no 'title' or 'body' key, only \['headline', 'text'\]"):
         clf.predict({"text": "正文", "headline": "标题"})
     assert clf.predict([]) == []
-
-
-@pytest.fixture(scope="module")
-def tiny_generator(tmp_path_factory):
-    return HeadlineGenerator.from_pretrained(save_tiny_seq2seq(tmp_path_factory.mktemp("s2s")), device="cpu")
 
 
 def test_headline_generator_refuses_a_classifier_or_encoder_folder(tiny_classifier_dir, tiny_encoder_dir):
