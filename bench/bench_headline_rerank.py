@@ -8,7 +8,9 @@ character ROUGE and the checks' rates, on several evaluation sets, from one beam
 Each set is prepared as ``xinwen eval`` prepares it (cleaned, near-duplicates of training items
 removed). The model writes every beam candidate once (``generate(candidates=num_beams,
 rerank=False)``); "beam" takes the most probable, "reranked" orders the same candidates as
-``generate()`` does by default (``inference/headline/candidates.py``). ``--max-chars N`` adds
+``generate()`` does by default (``inference/headline/candidates.py``). ``--block-echo on|off``
+decodes with or without the echo guard (``inference/headline/echo_guard.py``; default: the
+folder's setting). ``--max-chars N`` adds
 ``generate(max_chars=N)`` (its own beam pass) and the lead clipped to N.
 """
 from __future__ import annotations
@@ -33,7 +35,7 @@ logger = logging.getLogger("bench_headline_rerank")
 def systems_for(pairs: list[dict], gen: HeadlineGenerator, max_chars: int, batch_size: int) -> dict[str, list[str]]:
     sources = [p["source"] for p in pairs]
     found = gen.generate([{"body": s} for s in sources], batch_size=batch_size,
-                         candidates=gen.model.generation_config.num_beams, rerank=False)
+                         candidates=gen.model.generation_config.num_beams, rerank=False)  # the folder's block_echo
     out = {"reference": [p["target"] for p in pairs],
            "lead": [lead_headline(s, gen.settings.lead_chars) for s in sources],
            "beam": [c[0].text for c in found]}
@@ -83,16 +85,22 @@ def main() -> None:
     parser.add_argument("--max-chars", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-items", type=int, default=0, help="first N pairs of each set (0 = all)")
+    parser.add_argument("--block-echo", choices=["on", "off"], default=None,
+                        help="decode with or without the echo guard (default: the folder's setting)")
     parser.add_argument("--output", required=True)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     gen = HeadlineGenerator.from_pretrained(args.model_dir, device="cpu")
+    if args.block_echo:
+        gen.settings.block_echo = args.block_echo == "on"
+    logger.info("echo guard while decoding: %s", "on" if gen.settings.block_echo else "off")
     rouge = load_char_rouge()
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     results = []
     for number, data in enumerate(args.data):
         report = measure(args.model_dir, data, gen, rouge, args.max_chars, args.batch_size, args.max_items)
+        report["block_echo"] = gen.settings.block_echo
         # Per-article headlines in `xinwen eval`'s predictions.jsonl shape ("model" = reranked),
         # e.g. for bench/blind_headlines.py.
         rows = output.with_name(f"{output.stem}.predictions{number}.jsonl")

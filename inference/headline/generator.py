@@ -20,6 +20,7 @@ import torch
 from xinwen.inference.batching import length_batches, pad_batch
 from xinwen.inference.encoders.loading import check_headline_folder, check_model_source, pick_device
 from xinwen.inference.headline.candidates import HeadlineCandidate, rank_candidates
+from xinwen.inference.headline.echo_guard import EchoGuard
 from xinwen.inference.headline.text import encoder_text, headline_source, lead_headline, tighten_spaces
 from xinwen.inference.settings import SETTINGS_FILE
 from xinwen.inference.text import Article, as_article, is_one_article
@@ -40,6 +41,9 @@ class HeadlineSettings:
     # Choose among the beam's candidates by the editor's checks (faithful numbers and names, no
     # echo, balanced quotes, no dangling ending) before the decoder's score.
     rerank: bool = True
+    # Forbid, while decoding, any span of 2+ characters written twice in a row (寿光寿光);
+    # headline/echo_guard.py.
+    block_echo: bool = True
 
     def save(self, folder: str | Path) -> None:
         Path(folder, SETTINGS_FILE).write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False))
@@ -114,6 +118,7 @@ class HeadlineGenerator:
         self.tokenizer = tokenizer
         self.settings = settings
         self.device = device
+        self._guard: EchoGuard | None = None
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | None = None,
@@ -147,32 +152,39 @@ class HeadlineGenerator:
                              max_length=self.settings.max_source_length, truncation=True, verbose=False)
         return enc["input_ids"]
 
-    def _batches(self, encoded: list[list[int]], batch_size: int, config):
+    def _batches(self, encoded: list[list[int]], batch_size: int, config, block_echo: bool | None = None):
         """``(positions, generate() output)`` per length-sorted batch of the encoded sources.
 
         Sources are sorted by length and padded per batch (little padding, no wasted compute);
         token_type_ids, which some BERT-style tokenizers add and seq2seq generate() rejects,
         are never passed."""
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        guard = [self._echo_guard()] if (self.settings.block_echo if block_echo is None else block_echo) else None
         for chunk in length_batches([len(ids) for ids in encoded], batch_size):
             batch = pad_batch([encoded[k] for k in chunk], pad_id)
             yield chunk, self.model.generate(input_ids=batch["input_ids"].to(self.device),
                                              attention_mask=batch["attention_mask"].to(self.device),
-                                             generation_config=config)
+                                             generation_config=config, logits_processor=guard)
+
+    def _echo_guard(self) -> EchoGuard:
+        if self._guard is None:  # built once: it reads the whole vocabulary
+            self._guard = EchoGuard(self.tokenizer)
+        return self._guard
 
     @torch.inference_mode()
-    def generate_ids(self, encoded: list[list[int]], batch_size: int = 16, **overrides) -> list[list[int]]:
+    def generate_ids(self, encoded: list[list[int]], batch_size: int = 16, block_echo: bool | None = None,
+                     **overrides) -> list[list[int]]:
         """Token ids of the decoder's most probable headline for each encoded source, in input order."""
         check_generation_overrides(overrides, _decoder_positions(self.model.config))
         config = generation_settings(self.model.generation_config, overrides)
         results: list[list[int]] = [[] for _ in encoded]
-        for chunk, out in self._batches(encoded, batch_size, config):
+        for chunk, out in self._batches(encoded, batch_size, config, block_echo):
             for row, k in enumerate(chunk):
                 results[k] = out[row].tolist()
         return results
 
     @torch.inference_mode()
-    def candidate_ids(self, encoded: list[list[int]], batch_size: int = 16,
+    def candidate_ids(self, encoded: list[list[int]], batch_size: int = 16, block_echo: bool | None = None,
                       **overrides) -> list[list[tuple[list[int], float]]]:
         """Every finished beam per source, as ``(token ids, score)`` in the decoder's order: the
         beam's length-normalised log-probability; greedy decoding gives one candidate scored by
@@ -183,7 +195,7 @@ class HeadlineGenerator:
         config = generation_settings(config, {"num_return_sequences": beams, "return_dict_in_generate": True,
                                               "output_scores": True})
         results: list[list[tuple[list[int], float]]] = [[] for _ in encoded]
-        for chunk, out in self._batches(encoded, batch_size, config):
+        for chunk, out in self._batches(encoded, batch_size, config, block_echo):
             scores = self._sequence_scores(out, beams)
             for row, k in enumerate(chunk):
                 span = range(row * beams, (row + 1) * beams)
@@ -204,7 +216,7 @@ class HeadlineGenerator:
 
     def generate(self, articles: Article | Sequence[Article], batch_size: int = 16,
                  max_chars: int | None = None, candidates: int = 0, rerank: bool | None = None,
-                 **generation_overrides) -> str | list[str] | list[HeadlineCandidate] | list[list[HeadlineCandidate]]:
+                 block_echo: bool | None = None, **generation_overrides) -> str | list[str] | list[HeadlineCandidate] | list[list[HeadlineCandidate]]:
         """A headline for one body (str) or article mapping (its ``body`` is used); a list in,
         a list out (``[]`` for ``[]``). Deterministic: beam search, no sampling unless asked for.
 
@@ -213,6 +225,8 @@ class HeadlineGenerator:
           problems the checks found) per article, best first.
         - ``rerank``: choose among the beam's candidates by the editor's checks before the
           decoder's score (default: the folder's setting, on unless trained with it off).
+        - ``block_echo``: never decode a span of 2+ characters twice in a row (default: the
+          folder's setting, on unless trained with it off).
         - other keyword arguments override the saved generation settings for this call, e.g.
           ``num_beams=1, max_new_tokens=24``."""
         single = is_one_article(articles)
@@ -226,8 +240,10 @@ class HeadlineGenerator:
         limit = self.settings.max_chars if max_chars is None else max_chars
         check_count("max_chars", limit, 0)
         check_count("candidates", candidates, 0)
-        if rerank is not None and not isinstance(rerank, bool):
-            raise ValueError(f"generate(): rerank: expected True, False or None (the folder's setting), got {rerank!r}")
+        for name, flag in (("rerank", rerank), ("block_echo", block_echo)):
+            if flag is not None and not isinstance(flag, bool):
+                raise ValueError(f"generate(): {name}: expected True, False or None (the folder's setting), got {flag!r}")
+        generation_overrides["block_echo"] = block_echo
         sources = self.sources(items, indexed=not single)
         if limit:
             generation_overrides.update(self._length_budget(limit, generation_overrides))

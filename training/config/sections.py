@@ -245,6 +245,9 @@ class GenerationSection:
     # no echo, balanced quotes, no dangling ending) before the decoder's score
     # (inference/headline/candidates.py; measured in docs/benchmarks_headline.md).
     rerank: bool = True
+    # Never decode a span of 2+ characters twice in a row (寿光寿光), which no_repeat_ngram_size
+    # misses when the pieces differ (inference/headline/echo_guard.py).
+    block_echo: bool = True
 
     def __post_init__(self):
         raise_problems(check_ranges(self, "generation.", [

@@ -146,7 +146,7 @@ class HeadlineSetup:
         model.generation_config = generation_config(cfg, model.config)
         self.settings = HeadlineSettings(max_source_length=cfg.text.max_source_length, prefix=cfg.text.prefix,
                                          lead_chars=median_title_chars(pairs), max_chars=cfg.generation.max_chars,
-                                         rerank=cfg.generation.rerank)
+                                         rerank=cfg.generation.rerank, block_echo=cfg.generation.block_echo)
         return model
 
     def compute_loss(self, m, batch: dict) -> torch.Tensor:
