@@ -194,7 +194,12 @@ def _headline_body(cfg: dict, metrics: dict) -> str:
         "that call fails with an unknown model type.", "",
         "## Input format", "",
         f"The body as one line (newlines become spaces), prefixed with `{text['prefix']!r}`, cut to "
-        f"{text['max_source_length']} tokens; `generation_config.json` holds the decoding settings.", "",
+        f"{text['max_source_length']} tokens; `generation_config.json` holds the decoding settings. "
+        "With xinwen, `xinwen.json` adds what transformers' `generate` does not do: the echo guard "
+        "(no span of 2+ characters twice in a row), ranking the beam's candidates by the editor's "
+        "checks (numbers and names as in the body, balanced quotes, no dangling ending) and an "
+        "optional length limit in characters.", "",
         "## Limits", "",
         "- Trained on Chinese web-news title/body pairs; headlines copy heavily from the first sentences.",
-        "- Not fact-checked: a headline can state what the body does not.", ""])
+        "- Not fact-checked beyond numbers, quoted and Latin-script names: a headline can still state "
+        "what the body does not (`xinwen eval` reports the share of headlines that pass the checks).", ""])
