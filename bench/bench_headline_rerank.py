@@ -7,8 +7,9 @@ character ROUGE and the checks' rates, on several evaluation sets, from one beam
 
 Each set is prepared as ``xinwen eval`` prepares it (cleaned, near-duplicates of training items
 removed). The model writes every beam candidate once (``generate(candidates=num_beams,
-rerank=False)``); "beam" takes the most probable, "reranked" orders the same candidates as
-``generate()`` does by default (``inference/headline/candidates.py``). ``--block-echo on|off``
+rerank=False)``); "beam" takes the most probable, "reranked" orders the same candidates by the
+editor's checks, and "reranked + lead fallback" (``generate()``'s default) answers the body's first
+sentence when no candidate is faithful (``inference/headline/candidates.py``). ``--block-echo on|off``
 decodes with or without the echo guard (``inference/headline/echo_guard.py``; default: the
 folder's setting). ``--max-chars N`` adds
 ``generate(max_chars=N)`` (its own beam pass) and the lead clipped to N.
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xinwen.inference.headline.candidates import rank_candidates
+from xinwen.inference.headline.candidates import rank_candidates, with_lead_fallback
 from xinwen.inference.headline.generator import HeadlineGenerator
 from xinwen.inference.headline.quality import quality_rates
 from xinwen.inference.headline.text import lead_headline
@@ -41,7 +42,11 @@ def systems_for(pairs: list[dict], gen: HeadlineGenerator, max_chars: int, batch
            "beam": [c[0].text for c in found]}
     texts = [[c.text for c in cands] for cands in found]
     scores = [[c.score for c in cands] for cands in found]
-    out["reranked"] = [rank_candidates(t, s, src)[0].text for t, s, src in zip(texts, scores, sources)]
+    ranked = [rank_candidates(t, s, src) for t, s, src in zip(texts, scores, sources)]
+    out["reranked"] = [r[0].text for r in ranked]
+    # generate()'s default: reranked, and the body's first sentence when no candidate is faithful.
+    out["reranked + lead fallback"] = [with_lead_fallback(r, src, 0, gen.settings.lead_chars)[0].text
+                                       for r, src in zip(ranked, sources)]
     if max_chars:  # the product path: decoding bounded by the limit (a second beam pass)
         out[f"lead, <= {max_chars} chars"] = [lead_headline(s, min(max_chars, gen.settings.lead_chars))
                                              for s in sources]
@@ -72,7 +77,8 @@ def measure(model_dir: str, data: str, gen, rouge, max_chars: int, batch_size: i
         report["systems"][system] = row
     report["changed_by_rerank"] = sum(a != b for a, b in zip(systems["beam"], systems["reranked"])) / len(pairs)
     report["rows"] = [{"id": p["id"], "source": p["source"], "reference": systems["reference"][i],
-                       "lead": systems["lead"][i], "model": systems["reranked"][i], "beam": systems["beam"][i]}
+                       "lead": systems["lead"][i], "model": systems["reranked + lead fallback"][i], "beam": systems["beam"][i],
+                       "reranked": systems["reranked"][i]}
                       for i, p in enumerate(pairs)]
     logger.info("%s: %s", name, json.dumps({k: v for k, v in report.items() if k != "rows"}, ensure_ascii=False))
     return report
@@ -101,7 +107,7 @@ def main() -> None:
     for number, data in enumerate(args.data):
         report = measure(args.model_dir, data, gen, rouge, args.max_chars, args.batch_size, args.max_items)
         report["block_echo"] = gen.settings.block_echo
-        # Per-article headlines in `xinwen eval`'s predictions.jsonl shape ("model" = reranked),
+        # Per-article headlines in `xinwen eval`'s predictions.jsonl shape ("model" = the default: reranked + lead fallback),
         # e.g. for bench/blind_headlines.py.
         rows = output.with_name(f"{output.stem}.predictions{number}.jsonl")
         rows.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in report.pop("rows")), encoding="utf-8")

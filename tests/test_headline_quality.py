@@ -6,7 +6,7 @@ import pytest
 import torch
 from tiny_seq2seq import headline_records
 
-from xinwen.inference.headline.candidates import fit_to_length, rank_candidates
+from xinwen.inference.headline.candidates import fit_to_length, rank_candidates, with_lead_fallback
 from xinwen.inference.headline.quality import check_headline, numbers, quality_rates
 
 BODY = ("法院查明，该男子因抢劫案服刑17年，出狱后获赔110万美元。iPhone 15 的销量增长3.5%。"
@@ -79,6 +79,21 @@ def test_length_limit_comes_first_and_cuts_only_when_nothing_fits():
     cut = rank_candidates(["寿光蔬菜出口，前三季度同比增长18%"], [-0.1], BODY, max_chars=12)
     assert cut[0].text == "寿光蔬菜出口" and not cut[0].over_length
     assert fit_to_length("寿光蔬菜出口前三季度同比增长", 8) == "寿光蔬菜出口前三"
+
+
+def test_the_first_sentence_replaces_candidates_that_all_bend_a_fact():
+    ranked = rank_candidates(["男子服刑19年", "男子服刑18年"], [-0.1, -0.2], BODY)
+    chosen = with_lead_fallback(ranked, BODY, 0, 12)
+    assert chosen[0].origin == "lead" and chosen[0].text == "法院查明,该男子因抢劫案" and chosen[0].score == float("-inf")
+    assert [c.text for c in chosen[1:]] == ["男子服刑19年", "男子服刑18年"]
+    faithful = rank_candidates(["男子服刑19年", "男子服刑17年"], [-0.1, -0.2], BODY)
+    assert with_lead_fallback(faithful, BODY, 0, 12) == faithful
+
+
+def test_no_fallback_to_a_first_sentence_that_is_unfaithful_itself():
+    body = "记者5日获悉，12,500人参加。"
+    ranked = rank_candidates(["500人参加"], [-0.1], body)
+    assert with_lead_fallback(ranked, body, 0, 10) == ranked  # "记者5日获悉,12" would cut 12,500
 
 
 def test_same_text_from_two_token_paths_is_one_candidate():

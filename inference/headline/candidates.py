@@ -4,8 +4,9 @@ Beam search ranks candidates by probability alone, and the most probable headlin
 the one that echoes a word or bends a number. Every candidate is checked
 (``inference/headline/quality.py``); with reranking on, a faithful, fluent candidate within the
 length limit comes before any that is not, and the decoder's score orders the rest. Nothing is
-invented: the chosen headline is always one the model wrote (cut at a phrase boundary only when
-every candidate is over ``max_chars``).
+invented: the chosen headline is one the model wrote (cut at a phrase boundary only when every
+candidate is over ``max_chars``) or, when every candidate bends a number or a name and the
+fallback is on, the body's own first sentence.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from xinwen.inference.headline.quality import check_headline
+from xinwen.inference.headline.text import lead_headline
 
 # Where a headline may be cut to fit: after punctuation or a space.
 _BREAK = re.compile(r"[\s,，、:：;；!！?？。]")
@@ -29,6 +31,8 @@ class HeadlineCandidate:
     problems: list[str] = field(default_factory=list)
     over_length: bool = False
     unfaithful: bool = False
+    # "model", or "lead" for the extractive fallback (the body's first sentence; score -inf).
+    origin: str = "model"
 
 
 def fit_to_length(text: str, max_chars: int) -> str:
@@ -68,3 +72,19 @@ def rank_candidates(texts: list[str], scores: list[float], source: str, max_char
     if cands and cands[0].over_length:
         cands[0] = checked_candidate(fit_to_length(cands[0].text, max_chars), cands[0].score, source, max_chars)
     return cands
+
+
+def with_lead_fallback(ranked: list[HeadlineCandidate], source: str, max_chars: int,
+                       lead_chars: int) -> list[HeadlineCandidate]:
+    """``ranked`` with the body's first sentence (cut at a phrase break to the length limit, or to
+    ``lead_chars``) put first when no model candidate passed the faithfulness check and the
+    sentence does. An editor prints a plain headline before a wrong one."""
+    if not ranked or not ranked[0].unfaithful:
+        return ranked
+    limit = max_chars or lead_chars
+    lead = checked_candidate(fit_to_length(lead_headline(source, 10 * limit), limit), float("-inf"), source,
+                             max_chars)
+    if lead.unfaithful or not lead.text:
+        return ranked
+    lead.origin = "lead"
+    return [lead, *ranked]

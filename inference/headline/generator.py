@@ -19,7 +19,7 @@ import torch
 
 from xinwen.inference.batching import length_batches, pad_batch
 from xinwen.inference.encoders.loading import check_headline_folder, check_model_source, pick_device
-from xinwen.inference.headline.candidates import HeadlineCandidate, rank_candidates
+from xinwen.inference.headline.candidates import HeadlineCandidate, rank_candidates, with_lead_fallback
 from xinwen.inference.headline.echo_guard import EchoGuard
 from xinwen.inference.headline.text import encoder_text, headline_source, lead_headline, tighten_spaces
 from xinwen.inference.settings import SETTINGS_FILE
@@ -44,6 +44,9 @@ class HeadlineSettings:
     # Forbid, while decoding, any span of 2+ characters written twice in a row (寿光寿光);
     # headline/echo_guard.py.
     block_echo: bool = True
+    # With rerank: when every beam candidate bends a number or a name, answer the body's first
+    # sentence (cut at a phrase break) instead (HeadlineCandidate.origin == "lead").
+    lead_fallback: bool = True
 
     def save(self, folder: str | Path) -> None:
         Path(folder, SETTINGS_FILE).write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False))
@@ -224,7 +227,9 @@ class HeadlineGenerator:
         - ``candidates=k``: instead of a string, the ``k`` best ``HeadlineCandidate`` (text, score,
           problems the checks found) per article, best first.
         - ``rerank``: choose among the beam's candidates by the editor's checks before the
-          decoder's score (default: the folder's setting, on unless trained with it off).
+          decoder's score (default: the folder's setting, on unless trained with it off); when
+          none is faithful, the body's first sentence comes first (``lead_fallback`` in
+          ``xinwen.json``, config ``generation.lead_fallback``).
         - ``block_echo``: never decode a span of 2+ characters twice in a row (default: the
           folder's setting, on unless trained with it off).
         - other keyword arguments override the saved generation settings for this call, e.g.
@@ -255,6 +260,8 @@ class HeadlineGenerator:
         beams = self.candidate_ids(self.encode(sources), batch_size=batch_size, **generation_overrides)
         ranked = [rank_candidates([self.decode(ids, source) for ids, _ in found], [score for _, score in found],
                                   source, limit, use_checks) for found, source in zip(beams, sources)]
+        if use_checks and self.settings.lead_fallback:
+            ranked = [with_lead_fallback(r, source, limit, self.settings.lead_chars) for r, source in zip(ranked, sources)]
         out = [r[:candidates] for r in ranked] if candidates else [r[0].text for r in ranked]
         return out[0] if single else out
 

@@ -53,6 +53,15 @@ def generation_config(cfg: HeadlineConfig, model_config):
     )
 
 
+def headline_settings(cfg: HeadlineConfig, lead_chars: int) -> HeadlineSettings:
+    """What xinwen.json records beside the weights: how text reaches the model and the
+    generation choices transformers' GenerationConfig has no field for."""
+    g = cfg.generation
+    return HeadlineSettings(max_source_length=cfg.text.max_source_length, prefix=cfg.text.prefix,
+                            lead_chars=lead_chars, max_chars=g.max_chars, rerank=g.rerank,
+                            block_echo=g.block_echo, lead_fallback=g.lead_fallback)
+
+
 def encode_targets(tokenizer, targets: list[str], max_length: int, start_id: int) -> list[list[int]]:
     """Label ids per target, ending with the end token. A leading start token is dropped when it
     is also the decoder start (BERT-style tokenizers add ``<s>``): it would be predicted twice."""
@@ -144,9 +153,7 @@ class HeadlineSetup:
             _set_attention_dropout(model, cfg.model.attention_dropout)
         freeze_for_speed(model, cfg.model.freeze_encoder_layers, cfg.model.freeze_embeddings)
         model.generation_config = generation_config(cfg, model.config)
-        self.settings = HeadlineSettings(max_source_length=cfg.text.max_source_length, prefix=cfg.text.prefix,
-                                         lead_chars=median_title_chars(pairs), max_chars=cfg.generation.max_chars,
-                                         rerank=cfg.generation.rerank, block_echo=cfg.generation.block_echo)
+        self.settings = headline_settings(cfg, median_title_chars(pairs))
         return model
 
     def compute_loss(self, m, batch: dict) -> torch.Tensor:
