@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("config", help="bundled config name or YAML path")
     parser.add_argument("overrides", nargs="*", help="key=value overrides that cut the run down")
     parser.add_argument("--work", required=True, help="an empty or new folder for the three runs")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # overrides may follow --work
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
