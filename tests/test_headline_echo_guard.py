@@ -38,6 +38,21 @@ def test_forbidden_pieces_get_no_probability(tiny_generator):
     assert torch.isfinite(scores[1]).all()                # 海关出: nothing to echo yet
 
 
+def test_a_longer_piece_that_starts_with_the_echo_is_forbidden_too():
+    class Pieces:  # a vocabulary where 成都 and 成都市 are single pieces
+        all_special_ids = [0]
+        vocab = ["<s>", "成都", "成都市", "市", "今年"]
+
+        def __len__(self):
+            return len(self.vocab)
+
+        def convert_ids_to_tokens(self, ids):
+            return [self.vocab[i] for i in ids]
+
+    scores = EchoGuard(Pieces())(torch.tensor([[0, 1]]), torch.zeros(1, 5))
+    assert scores[0].tolist() == [0.0, float("-inf"), float("-inf"), 0.0, 0.0]
+
+
 def test_generate_decodes_through_the_guard_unless_told_not_to(tiny_generator, monkeypatch):
     calls = []
     original = EchoGuard.__call__

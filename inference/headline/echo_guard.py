@@ -4,8 +4,8 @@ A copy decoder likes to copy its most salient source word again right after writ
 (``寿光寿光市``). ``no_repeat_ngram_size`` works on pieces and misses most of these: ``寿光`` twice
 is one piece repeated, not a repeated pair, and ``寿`` ``光`` ``寿光`` spells the same echo with new
 pairs. This processor works on characters: at each step, for each beam, it finds the pieces
-that would complete ``YY`` (``Y`` of 2..``max_span`` characters with a Chinese one among them)
-and gives them no probability. Reduplications a headline may use (``哈哈``: one character twice)
+that would complete ``YY`` (``Y`` of 2..``max_span`` characters with a Chinese one among them),
+or start with such a completion (``成都`` then ``成都市``), and gives them no probability. Reduplications a headline may use (``哈哈``: one character twice)
 stay allowed.
 """
 from __future__ import annotations
@@ -46,15 +46,18 @@ class EchoGuard(LogitsProcessor):
         # WordPiece's continuation marker are not characters of the text).
         self.piece_text = ["" if i in special else (p or "").replace("\u2581", "").removeprefix("##")
                            for i, p in enumerate(pieces)]
-        self.ids_of: dict[str, list[int]] = {}
+        # Pieces by every prefix of their text up to max_span: a piece that starts with a
+        # completion completes the echo too, then goes on (寿光 + 寿光市).
+        self.ids_starting_with: dict[str, list[int]] = {}
         for i, text in enumerate(self.piece_text):
-            if text:
-                self.ids_of.setdefault(text, []).append(i)
+            for end in range(1, min(len(text), max_span) + 1):
+                self.ids_starting_with.setdefault(text[:end], []).append(i)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         for row, ids in enumerate(input_ids.tolist()):
             written = "".join(self.piece_text[i] if i < len(self.piece_text) else "" for i in ids)
-            banned = [i for w in echo_completions(written, self.max_span) for i in self.ids_of.get(w, ())]
+            banned = [i for w in echo_completions(written, self.max_span)
+                      for i in self.ids_starting_with.get(w, ())]
             if banned:
                 scores[row, banned] = float("-inf")
         return scores
