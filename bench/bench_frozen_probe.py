@@ -26,7 +26,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
 from xinwen.inference import NewsClassifier
-from xinwen.inference.analyzer import batched_probabilities
 from xinwen.inference.encoders.loading import check_model_source
 from xinwen.inference.text import as_article, classifier_text
 from xinwen.training.config.sections import load_config
@@ -82,7 +81,7 @@ def main() -> None:
         for name, records in {"dev": dev, **formal}.items():
             gold = [r["label"] for r in records]
             articles = [as_article(r, i) for i, r in enumerate(records)]
-            model = [labels[i] for i in batched_probabilities(clf, articles).argmax(1).tolist()]
+            model = [labels[i] for i in clf.probabilities(articles).argmax(1).tolist()]
             scores = {"TF-IDF + LR": f1(gold, tfidf(records)),
                       f"frozen e5 + LR (C={best_c:g})": f1(gold, list(probes[best_c].predict(features(records)))),
                       "xinwen model": f1(gold, model)}

@@ -24,7 +24,6 @@ from sklearn.metrics import f1_score
 from tqdm.auto import tqdm
 
 from xinwen.inference import NewsClassifier
-from xinwen.inference.analyzer import batched_probabilities
 from xinwen.inference.encoders.loading import check_model_source
 from xinwen.inference.text import as_article, classifier_text
 from xinwen.training.config.sections import load_config
@@ -80,7 +79,7 @@ def main() -> None:
                 vectors = embed(e5, tokenizer, [classifier_text(a, "query: ") for a in articles])
                 zero_shot[name] = torch.softmax(vectors @ label_vectors.T / TEMPERATURE, dim=-1)
             prior = zero_shot[name]
-            product = batched_probabilities(clf, articles)  # encoder x lexical expert, as saved
+            product = clf.probabilities(articles)  # encoder x lexical expert, as saved
             gold = [r["label"] for r in records]
 
             def f1(probs: torch.Tensor) -> float:

@@ -56,7 +56,7 @@ def fold_predictions(fold_dir: Path, train: list[dict], held_out: list[dict],
     if clf.lexical is None:
         raise SystemExit(f"{fold_dir} has no lexical expert: this bench measures the default recipe")
     articles = [as_article(r, i) for i, r in enumerate(held_out)]
-    encoder = clf.model_probabilities(articles)  # calibrated encoder probabilities
+    encoder = clf.probabilities(articles, return_parts=True).encoder  # calibrated, without the expert
     lexical = clf.lexical.probabilities(articles, clf.labels)
     product = clf.lexical.combine(encoder, lexical)
     labels = {"xinwen": [clf.labels[i] for i in product.argmax(1).tolist()],

@@ -22,7 +22,6 @@ from check_sets import add_check_set_arguments, keep_requested, requested_check_
 from sklearn.metrics import f1_score
 
 from xinwen.inference import NewsClassifier
-from xinwen.inference.analyzer import batched_probabilities
 from xinwen.inference.topic.lexical import LexicalExpert, LexicalSettings
 from xinwen.inference.text import as_article
 from xinwen.training.config.sections import load_config
@@ -52,7 +51,7 @@ def main() -> None:
         for name, records in keep_requested(args, {"dev": dev, **formal}).items():
             gold = [r["label"] for r in records]
             articles = [as_article(r, i) for i, r in enumerate(records)]
-            encoder = batched_probabilities(clf, articles)
+            encoder = clf.probabilities(articles)
             scores = {}
             for weight in [None, *args.weights]:
                 expert = LexicalExpert(LexicalSettings(weight=weight or 0.0), fitted[key])

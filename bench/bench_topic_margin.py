@@ -23,7 +23,6 @@ from paired_bootstrap import macro_f1_margin_interval
 from sklearn.metrics import f1_score
 
 from xinwen.inference import NewsClassifier
-from xinwen.inference.analyzer import batched_probabilities
 from xinwen.inference.text import as_article
 from xinwen.training.config.sections import load_config
 from xinwen.training.data.topic import load_topic_splits
@@ -49,7 +48,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     for name, records in check_sets.items():
         gold = np.array([r["label"] for r in records])
-        probs = batched_probabilities(clf, [as_article(r, i) for i, r in enumerate(records)])
+        probs = clf.probabilities([as_article(r, i) for i, r in enumerate(records)])
         model = np.array([labels[i] for i in probs.argmax(1).tolist()])
         base = np.array(baseline(records))
 

@@ -19,7 +19,6 @@ from check_sets import add_check_set_arguments, requested_check_sets
 from sklearn.metrics import f1_score
 
 from xinwen.inference import NewsClassifier
-from xinwen.inference.analyzer import batched_probabilities
 from xinwen.inference.text import as_article
 from xinwen.training.config.sections import load_config
 from xinwen.training.data.topic import load_topic_splits
@@ -47,7 +46,7 @@ def main() -> None:
             cells = []
             for mode, length in VARIANTS:
                 clf.settings.text = replace(trained, long_text=mode, max_length=length)
-                pred = [clf.labels[i] for i in batched_probabilities(clf, articles).argmax(1).tolist()]
+                pred = [clf.labels[i] for i in clf.probabilities(articles).argmax(1).tolist()]
                 cells.append(f"{f1_score(gold, pred, labels=clf.labels, average='macro', zero_division=0):.3f}")
             clf.settings.text = trained
             print(f"| {model_dir} | {name} | " + " | ".join(cells) + " |", flush=True)
