@@ -22,7 +22,7 @@ _BREAK = re.compile(r"[\s,，、:：;；!！?？。]")
 
 @dataclass
 class HeadlineCandidate:
-    """One headline the model wrote for an article."""
+    """One headline for an article: written by the model, or the lead fallback (``origin``)."""
 
     text: str
     # The decoder's length-normalised log-probability (beam score); higher is more probable.
