@@ -10,14 +10,10 @@ stay allowed.
 """
 from __future__ import annotations
 
-import re
-
 import torch
 from transformers import LogitsProcessor
 
-from xinwen.inference.headline.text import CJK
-
-_CJK_CHAR = re.compile(f"[{CJK}]")
+from xinwen.inference.headline.text import cjk_count
 
 
 def echo_completions(text: str, max_span: int = 8) -> set[str]:
@@ -30,7 +26,7 @@ def echo_completions(text: str, max_span: int = 8) -> set[str]:
                 continue
             first = text[len(text) - (2 * span - added):][:span]  # the span as already written
             written_again = text[len(text) - (span - added):] if span > added else ""
-            if first.startswith(written_again) and _CJK_CHAR.search(first):
+            if first.startswith(written_again) and cjk_count(first):
                 banned.add(first[span - added:])
     return banned
 

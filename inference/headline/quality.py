@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from xinwen.inference.headline.text import CJK
+from xinwen.inference.headline.text import cjk_count
 from xinwen.inference.text import normalise_text
 
 # Magnitude words change a number's size; a unit after them changes its meaning (17年 vs 17万).
@@ -41,8 +41,6 @@ _NUMBER = re.compile(r"(?<![\d.])(\d+(?:[.,]\d+)*)([" + _MAGNITUDE + r"]*)("
 _QUOTED = re.compile(r"《[^》]{1,30}》|“[^”]{1,30}”|「[^」]{1,30}」|\"[^\"]{1,30}\"")
 _LATIN = re.compile(r"[A-Za-z][A-Za-z0-9&.+\-]*")
 _ECHO = re.compile(r"(\S{2,}?)\1")
-# An echo is a stutter in Chinese: "1111", "……" and "Mississippi" are not.
-_CJK_CHAR = re.compile(f"[{CJK}]")
 _PAIRS = {"“": "”", "《": "》", "(": ")", "[": "]", "【": "】", "「": "」", "『": "』", "〈": "〉", "‘": "’"}
 # An apostrophe inside a Latin word (McDonald’s) is not a closing quote.
 _APOSTROPHE = re.compile(r"(?<=[A-Za-z])’(?=[A-Za-z])")
@@ -94,7 +92,7 @@ def unfaithful_parts(headline: str, body: str) -> list[str]:
 def echoes(headline: str) -> list[str]:
     """Spans repeated back to back (``寿光寿光`` -> ``['寿光']``); digit-only spans are exempt."""
     return [m.group(1) for m in _ECHO.finditer(normalise_text(headline).replace(" ", ""))
-            if _CJK_CHAR.search(m.group(1))]
+            if cjk_count(m.group(1))]
 
 
 def is_unbalanced(headline: str) -> bool:
@@ -159,7 +157,11 @@ QUALITY_RATES = ("faithful", "echo", "unbalanced", "cut_off")
 
 def quality_rates(headlines: list[str], bodies: list[str]) -> dict[str, float]:
     """Share (0-1) of faithful headlines and of each fluency failure over a set of headlines."""
-    checks = [check_headline(h, b) for h, b in zip(headlines, bodies)]
+    return rates_of([check_headline(h, b) for h, b in zip(headlines, bodies)])
+
+
+def rates_of(checks: list[HeadlineCheck]) -> dict[str, float]:
+    """``quality_rates`` of headlines already checked."""
     n = max(1, len(checks))
     return {"faithful": sum(c.faithful for c in checks) / n,
             "echo": sum(bool(c.echoes) for c in checks) / n,

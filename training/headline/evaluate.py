@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from xinwen.inference.headline.generator import HeadlineGenerator
-from xinwen.inference.headline.quality import QUALITY_RATES, check_headline, quality_rates
+from xinwen.inference.headline.quality import QUALITY_RATES, check_headline, quality_rates, rates_of
 from xinwen.inference.headline.text import lead_headline
 from xinwen.training.config.loading import ConfigError, build_dataclass, load_yaml
 from xinwen.training.data.files import DataError
@@ -130,8 +130,9 @@ def evaluate_headline_folder(model_dir, data: str | None = None, output: str | N
     generation = {k: v for k, v in gen.model.generation_config.to_dict().items()
                   if k in ("num_beams", "length_penalty", "no_repeat_ngram_size", "min_new_tokens", "max_new_tokens")}
     generation.update(generation_overrides)
-    generation.setdefault("max_chars", gen.settings.max_chars)
-    generation.setdefault("rerank", gen.settings.rerank)
+    for key in ("max_chars", "rerank", "block_echo", "lead_fallback"):  # xinwen's own decoding settings
+        generation.setdefault(key, getattr(gen.settings, key))
+    model_checks = [check_headline(m, b) for m, b in zip(predictions, bodies)]
 
     metrics = {
         "data": name, "items": len(pairs), "tokenization": tokenization,
@@ -139,19 +140,19 @@ def evaluate_headline_folder(model_dir, data: str | None = None, output: str | N
         "model": {k: model_scores[k] for k in ("rouge1", "rouge2", "rougeL")},
         "rougeL_delta": float((per_model - per_lead).mean()), "rougeL_delta_95ci": [low, high],
         "quality": {"reference": quality_rates(references, bodies), "lead": quality_rates(leads, bodies),
-                    "model": quality_rates(predictions, bodies)},
+                    "model": rates_of(model_checks)},
         "generation": generation, "generation_seconds": round(seconds, 1),
         "articles_per_second": round(len(pairs) / max(seconds, 1e-9), 2),
     }
-    _write_report(out, model_dir, pairs, (references, leads, predictions), (lead_scores, model_scores),
-                  metrics, examples)
+    _write_report(out, model_dir, pairs, (references, leads, predictions, model_checks),
+                  (lead_scores, model_scores), metrics, examples)
     return metrics
 
 
 def _write_report(out: Path, model_dir: Path, pairs: list[dict], texts: tuple, scores: tuple, metrics: dict,
                   examples: int) -> None:
     """report.md (printed too), metrics.json and predictions.jsonl under ``out``."""
-    references, leads, predictions = texts
+    references, leads, predictions, model_checks = texts
     lead_scores, model_scores = scores
     name, tokenization, generation = metrics["data"], metrics["tokenization"], metrics["generation"]
     lead_chars, (low, high) = metrics["lead_chars"], metrics["rougeL_delta_95ci"]
@@ -191,7 +192,7 @@ def _write_report(out: Path, model_dir: Path, pairs: list[dict], texts: tuple, s
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
     (out / "predictions.jsonl").write_text("".join(
         json.dumps({"id": p["id"], "source": p["source"], "reference": r, "lead": lead, "model": m,
-                    "model_problems": check_headline(m, p["source"]).problems()}, ensure_ascii=False) + "\n"
-        for p, r, lead, m in zip(pairs, references, leads, predictions)), encoding="utf-8")
+                    "model_problems": c.problems()}, ensure_ascii=False) + "\n"
+        for p, r, lead, m, c in zip(pairs, references, leads, predictions, model_checks)), encoding="utf-8")
     print(report)  # the CLI report is the one place that prints
     logger.info("wrote %s", out / "report.md")
