@@ -98,7 +98,9 @@ def test_ray_cli_gives_the_local_rows_on_real_articles_with_an_actor_killed(tmp_
     os.kill(victims[0].pid, signal.SIGKILL)
     stdout, stderr = job.communicate(timeout=180)
     assert job.returncode == 0, stderr[-3000:]
-    assert committed_at_kill < 2000 // CHUNK, "the kill must land mid-job"
+    # Each chunk is committed when its actor answers, not with the rest of its shard (5 chunks):
+    # at the kill, most of the job's chunks are still to come.
+    assert committed_at_kill < 2000 // CHUNK // 2, f"{committed_at_kill} chunks committed at the kill"
 
     _assert_same_rows(read_jsonl(local), read_jsonl(out))
     rejects = Path(str(out) + ".rejects.jsonl").read_text(encoding="utf-8")

@@ -279,7 +279,13 @@ def _absolute(folder: str | None) -> str | None:
 
 def _dataset(ray, opts: ScoreOptions, reader: RecordReader, committed: set[int], plan: dict[str, Any]):
     shards = plan["size"]
-    read = ray.data.from_items([{"shard": r} for r in range(shards)], override_num_blocks=shards).map_batches(
+    source = ray.data.from_items([{"shard": r} for r in range(shards)], override_num_blocks=shards)
+    # One chunk per block: Ray Data otherwise packs a read task's chunks into one block (up to
+    # 128 MiB), and an actor's answers for a block reach the driver together, so a shard's chunks
+    # were committed at once at its end and a killed job lost the shard's whole work. A chunk is
+    # the unit of commit and resume; this dataset's own context, not the caller's, is changed.
+    source.context.target_max_block_size = 1
+    read = source.map_batches(
         _read_shard, batch_size=1, batch_format="pyarrow", num_cpus=0,  # reading is light beside the model
         fn_kwargs={"path": str(opts.input.resolve()), "fields": opts.fields, "encoding": reader.encoding,
                    "chunk_size": opts.chunk_size, "shards": shards, "committed": frozenset(committed)})
