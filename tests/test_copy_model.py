@@ -98,3 +98,27 @@ def test_copy_head_learns_to_repeat_an_unseen_source_word(tmp_path):
     decoded = [tok.decode(o, skip_special_tokens=True).replace(" ", "") for o in out]
     hits = sum(d.startswith(a + b) for d, (a, b) in zip(decoded, test))
     assert hits >= 0.8 * len(test), list(zip(decoded, test))[:5]
+
+
+@pytest.mark.parametrize("rate", [0.3, None])
+def test_frozen_decoder_inputs_keep_their_dropout_only_when_asked(tmp_path, rate):
+    """model.decoder_input_dropout: the frozen decoder embeddings drop tokens in training mode
+    (the rest of the frozen model does not); None leaves them as frozen parts run, without."""
+    from xinwen.training.headline.model import freeze_for_speed, keep_decoder_input_dropout
+    from xinwen.training.loop import training_mode
+
+    model, tok, _ = _copy_model(tmp_path)
+    freeze_for_speed(model, n_encoder_layers=2, embeddings=True)
+    if rate is not None:
+        assert keep_decoder_input_dropout(model, rate)
+    training_mode(model)
+    embeddings = model.decoder.bert.embeddings
+    assert not model.encoder.training and not embeddings.training  # frozen parts: eval mode
+    ids = tok(["海关贸易出口增长铁路"], return_tensors="pt")["input_ids"]
+    runs = [embeddings(input_ids=ids) for _ in range(2)]
+    assert embeddings.dropout.training is (rate is not None)
+    assert torch.equal(runs[0], runs[1]) is (rate is None)  # dropout draws differ between runs
+    if rate is not None:
+        assert embeddings.dropout.p == rate
+        model.eval()  # generation and dev scoring: no dropout anywhere
+        assert torch.equal(embeddings(input_ids=ids), embeddings(input_ids=ids))

@@ -145,6 +145,11 @@ class TrainingRun:
     best_dir: Path  # weights of the best epoch (save_pretrained layout)
 
 
+# Set to True on a module (a dropout inside a frozen part) that trains with dropout all the same,
+# where the dropout is a deliberate regulariser rather than a side effect of the checkpoint.
+KEEPS_TRAIN_MODE = "xinwen_keeps_train_mode"
+
+
 def frozen_modules_eval(model: torch.nn.Module) -> None:
     """Put every module whose parameters are all frozen in eval mode (no dropout in frozen parts)."""
     for module in model.modules():
@@ -154,9 +159,13 @@ def frozen_modules_eval(model: torch.nn.Module) -> None:
 
 
 def training_mode(model: torch.nn.Module) -> None:
-    """Train mode for what trains, eval mode for frozen parts: they are feature extractors."""
+    """Train mode for what trains, eval mode for frozen parts: they are feature extractors, except
+    for modules marked with ``KEEPS_TRAIN_MODE``."""
     model.train()
     frozen_modules_eval(model)
+    for module in model.modules():
+        if getattr(module, KEEPS_TRAIN_MODE, False):
+            module.train()
 
 
 def pick_mixed_precision(requested: str) -> str:

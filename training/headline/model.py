@@ -19,6 +19,7 @@ import logging
 import torch
 
 from xinwen.inference.encoders.loading import check_model_source
+from xinwen.training.loop import KEEPS_TRAIN_MODE
 from xinwen.training.vocab_pruning import prune_vocabulary
 
 logger = logging.getLogger(__name__)
@@ -157,3 +158,22 @@ def freeze_for_speed(model, n_encoder_layers: int, embeddings: bool) -> None:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     logger.info("trainable parameters: %.1fM of %.1fM", trainable / 1e6, total / 1e6)
+
+
+def keep_decoder_input_dropout(model, p: float) -> bool:
+    """Dropout at rate ``p`` on the decoder's input embeddings while training, frozen or not.
+
+    The decoder reads the reference's own tokens (teacher forcing); dropping some of them keeps it
+    from leaning on its previous token alone. A frozen embedding module otherwise runs in eval
+    mode, without it, and the warm-started decoder then overfit a few thousand pairs by its second
+    epoch. False where the decoder's embeddings hold no dropout module (BART applies its own as a
+    function in each layer, unaffected by freezing)."""
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else getattr(model, "decoder", None)
+    embeddings = getattr(getattr(decoder, "bert", decoder), "embeddings", None)
+    dropout = getattr(embeddings, "dropout", None)
+    if not isinstance(dropout, torch.nn.Dropout):
+        logger.info("model.decoder_input_dropout: the decoder's embeddings have no dropout module; not applied")
+        return False
+    dropout.p = p
+    setattr(dropout, KEEPS_TRAIN_MODE, True)
+    return True

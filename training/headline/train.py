@@ -29,7 +29,8 @@ from xinwen.inference.metrics.char_rouge import char_rouge
 from xinwen.training.config.sections import HeadlineConfig
 from xinwen.training.headline.encoder_cache import EncoderCache, pad_sources
 from xinwen.training.data.headline import load_headline_splits, median_title_chars
-from xinwen.training.headline.model import freeze_for_speed, load_seq2seq, truncate_encoder
+from xinwen.training.headline.model import (freeze_for_speed, keep_decoder_input_dropout, load_seq2seq,
+                                             truncate_encoder)
 from xinwen.training.loop import LengthBucketSampler, Task, TrainingRun, run_training
 from xinwen.training.model_card import write_model_card
 from xinwen.training.run_folder import RunFolder, data_fingerprint
@@ -152,6 +153,8 @@ class HeadlineSetup:
         if cfg.model.attention_dropout is not None:
             _set_attention_dropout(model, cfg.model.attention_dropout)
         freeze_for_speed(model, cfg.model.freeze_encoder_layers, cfg.model.freeze_embeddings)
+        if cfg.model.decoder_input_dropout is not None:
+            keep_decoder_input_dropout(model, cfg.model.decoder_input_dropout)
         model.generation_config = generation_config(cfg, model.config)
         self.settings = headline_settings(cfg, median_title_chars(pairs))
         return model
