@@ -95,6 +95,7 @@ def test_zero_means_what_the_comments_say():
     ("model.name_or_path=", "model.name_or_path"), ("data.fallback_per_epoch=-1", "data.fallback_per_epoch"),
     ("data.label_column=", "data.label_column"), ("data.train=builtin:inews", "data.train"),
     ("data.labels=[a, a, other]", "data.labels"), ("lexical.min_df=0", "lexical.min_df"),
+    ("lexical.weight=50", "lexical.weight"),
 ])
 def test_topic_ranges_and_cross_field_rules(override, key):
     assert "got" in _only(_problems([override]), key)
@@ -116,6 +117,7 @@ def test_title_and_body_must_be_different_columns():
     ("data.max_title_chars=0", "data.max_title_chars"), ("data.train=builtin:inews-topics", "data.train"),
     ("text.max_source_length=8", "text.max_source_length"), ("text.max_target_length=1000", "text.max_target_length"),
     ("train.label_smoothing=-0.1", "train.label_smoothing"),
+    ("model.decoder_input_dropout=1", "model.decoder_input_dropout"),
 ])
 def test_headline_ranges_and_cross_field_rules(override, key):
     assert "got" in _only(_problems([override], CONFIGS / "headline.yaml"), key)

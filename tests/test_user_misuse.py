@@ -222,3 +222,21 @@ def test_training_into_a_folder_of_the_users_files_is_refused_not_overwritten(tm
     assert RunFolder.claim(tiny_config(tiny_encoder_dir, train, dev, only_mine), "fp").finished is False
     assert RunFolder.claim(cfg, "fingerprint", overwrite=True).finished is False  # asked for: allowed
     assert (project / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_an_unknown_option_before_the_command_is_named(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--bogus", "train", "topic"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized option --bogus" in err and "xinwen COMMAND --help" in err
+    assert "required" not in err  # not "the following arguments are required: command"
+
+
+@pytest.mark.parametrize("weight", ["50", "-0.5", "nan", "half"])
+def test_lexical_weight_out_of_range_is_refused_before_any_work(tmp_path, capsys, weight):
+    with pytest.raises(SystemExit) as done:
+        main(["lexical", str(tmp_path), "--weight", weight])
+    assert done.value.code == 2
+    assert f"argument --weight: expected a number from 0 (no expert) to 4, got '{weight}'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -166,6 +166,21 @@ def _non_negative_int(text: str) -> int:
     return int(text)
 
 
+def _lexical_weight(text: str) -> float:
+    """The expert's exponent: the same range as the config key lexical.weight."""
+    from xinwen.training.config.sections import LexicalSection
+
+    try:
+        weight = float(text)
+        if weight != weight:  # nan passes every range comparison
+            raise ValueError(text)
+        LexicalSection(weight=weight)
+    except ValueError as err:  # not a number, or out of range (ConfigError is a ValueError)
+        raise argparse.ArgumentTypeError(f"expected a number from 0 (no expert) to 4, got {text!r}"
+                                         " (0.5 is the default; 1 = as strong as the encoder)") from err
+    return weight
+
+
 def build_parser() -> argparse.ArgumentParser:
     # Over 60 lines on purpose: flat argparse declarations, one block per subcommand, so the
     # whole command line can be read in one place.
@@ -226,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "changing its weight, or for a folder trained before it existed. "
                                    "--weight 0 removes it.")
     p.add_argument("model_dir")
-    p.add_argument("--weight", type=float, default=None, help="exponent of the n-gram model (default: the config's)")
+    p.add_argument("--weight", type=_lexical_weight, default=None, help="exponent of the n-gram model (default: the config's)")
     p.set_defaults(func=_cmd_lexical)
 
     p = sub.add_parser("prepare-encoder", help="convert the offline e5 encoder (runs on first use anyway)")
@@ -262,12 +277,23 @@ def main(argv: list[str] | None = None) -> int:
 def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     """Like ``parse_args``, but ``train`` overrides may also follow its options
     (``xinwen train topic --print-config train.epochs=1``), which argparse alone refuses."""
+    _refuse_unknown_leading_options(parser, sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
     if extra and args.command == "train" and all("=" in e and not e.startswith("-") for e in extra):
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return args
+
+
+def _refuse_unknown_leading_options(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """An unknown option before the command: argparse would only say the command is missing."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return  # the command: what follows is its own
+        if arg.split("=", 1)[0] not in parser._option_string_actions:
+            parser.error(f"unrecognized option {arg}: xinwen's own options are -v/--verbose, --version and -h; "
+                         "a command's options follow the command (xinwen COMMAND --help)")
 
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

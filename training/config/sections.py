@@ -165,7 +165,7 @@ class LexicalSection:
 
     def __post_init__(self):
         raise_problems(check_ranges(self, "lexical.", [
-            ("weight", AT_LEAST_0, None, "0 = encoder alone"),
+            ("weight", AT_LEAST_0, ("]", 4), "0 = encoder alone, 1 = as strong as the encoder, above: it outweighs"),
             ("ngram_max", AT_LEAST_1, ("]", 5), "longest character n-gram"),
             ("regularisation_c", ABOVE_0, None, "inverse regularisation strength"),
             ("max_features", AT_LEAST_1, None, ""),
