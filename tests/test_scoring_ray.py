@@ -89,7 +89,7 @@ def test_ray_cli_gives_the_local_rows_on_real_articles_with_an_actor_killed(tmp_
     # kill lands while most chunks are still to come (0.5 s let a fast CI run finish first).
     env = {**os.environ, ray_engine.PAUSE_ENV: "2.0", "OMP_NUM_THREADS": "1"}
     job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # cluster, actors and model loads on a busy machine
     while len(list(parts.glob("chunk-*.jsonl"))) < 2 and time.monotonic() < deadline and job.poll() is None:
         time.sleep(0.05)
     victims = _map_workers()
@@ -112,6 +112,36 @@ def test_ray_cli_gives_the_local_rows_on_real_articles_with_an_actor_killed(tmp_
                                              "not_an_object"}
     assert "scored 1980 of 2000 records; rejected 20" in stdout
     assert not parts.exists()
+
+
+def test_ray_resume_after_the_driver_is_killed_gives_the_local_rows(tmp_path, cluster, real_articles,
+                                                                     tiny_classifier_dir):
+    """SIGKILL the `xinwen score --engine ray` process itself mid-job, then run it again with
+    --resume: the chunks it committed are kept, the rest scored, and the output is the local one."""
+    local = tmp_path / "local.jsonl"
+    run_score_job(ScoreOptions(real_articles, local, str(tiny_classifier_dir), chunk_size=CHUNK, long_text="head",
+                               threads=1, progress=False))
+    out, parts = tmp_path / "ray.jsonl", tmp_path / "ray.jsonl.parts"
+    command = [sys.executable, "-m", "xinwen.inference.scoring.cli", "score", "--engine", "ray",
+               "--ray-address", cluster.address, "--classifier", str(tiny_classifier_dir), "--input",
+               str(real_articles), "--output", str(out), "--chunk-size", str(CHUNK), "--long-text", "head",
+               "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**env, ray_engine.PAUSE_ENV: "2.0"})
+    deadline = time.monotonic() + 300  # cluster, actors and model loads on a busy machine
+    while len(list(parts.glob("chunk-*.jsonl"))) < 2 and time.monotonic() < deadline and job.poll() is None:
+        time.sleep(0.05)
+    job.kill()
+    job.communicate(timeout=60)
+    kept = len(list(parts.glob("chunk-*.jsonl")))
+    assert 2 <= kept < 2000 // CHUNK and not out.exists(), f"{kept} chunks committed when the driver died"
+
+    again = subprocess.run([*command, "--resume"], capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"chunks: {2000 // CHUNK} ({kept} from the earlier run, {2000 // CHUNK - kept} scored now)" in again.stdout
+    _assert_same_rows(read_jsonl(local), read_jsonl(out))
+    assert Path(str(out) + ".rejects.jsonl").read_bytes() == Path(str(local) + ".rejects.jsonl").read_bytes()
 
 
 def test_news_scorer_in_a_users_own_pipeline(cluster, tiny_classifier_dir, tmp_path):
