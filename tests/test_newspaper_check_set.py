@@ -153,3 +153,21 @@ def test_shipped_label_files_are_consistent():
     assert len(first) == 2959 and all(r["id"].startswith("rmrb1998:") and len(r["digest"]) == 10 for r in first)
     assert {r["label"] for r in first} == set(newspaper.TOPIC_LABELS)
     assert len(second) == 579 and {r["id"] for r in second} <= ids
+
+
+def test_second_label_set_files_are_consistent_and_checked_against_their_own_labels(tmp_path):
+    """topics2: its own six labels (ours are refused there, and its labels in ours), 400 articles,
+    the blind second annotation a subset of them; agreement computed over its labels."""
+    first_file, second_file, allowed = newspaper.LABEL_SETS["topics2"]
+    first = newspaper.read_label_rows(first_file, ("id", "label", "secondary", "digest"), allowed)
+    second = newspaper.read_label_rows(second_file, allowed=allowed)
+    assert len(first) == 400 and {r["label"] for r in first} == set(newspaper.SET2_LABELS)
+    assert len(second) == 150 and {r["id"] for r in second} <= {r["id"] for r in first}
+    assert not set(newspaper.SET2_LABELS) - {"other"} & set(newspaper.TOPIC_LABELS)
+    with pytest.raises(ValueError, match=r"rmrb1998_topics2.csv:2: label 'diplomacy'"):
+        newspaper.read_label_rows(first_file)  # our label set's check
+    ours = write_labels(tmp_path / "ours.csv", [("rmrb1998:4", "transport", "")], digest_column=False)
+    with pytest.raises(ValueError, match=r"ours.csv:2: label 'transport'"):
+        newspaper.read_label_rows(ours, allowed=allowed)
+    result = newspaper.annotator_agreement(first_file, second_file, allowed)
+    assert result["articles"] == 150 and set(result["per_label_f1"]) == set(newspaper.SET2_LABELS)
