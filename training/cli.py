@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import sys
+from pathlib import Path
 
 logger = logging.getLogger("xinwen")
 
@@ -86,8 +87,6 @@ def _summary(path) -> str:
 
 
 def _cmd_eval(args) -> int:
-    from pathlib import Path
-
     from xinwen.inference.settings import ClassifierSettings
     from xinwen.training.config.loading import ConfigError
 
@@ -119,7 +118,6 @@ def _cmd_eval(args) -> int:
 
 def _is_headline(folder: str) -> bool:
     import json
-    from pathlib import Path
 
     p = Path(folder, "xinwen.json")
     return p.is_file() and json.loads(p.read_text()).get("task") == "headline"
@@ -151,6 +149,40 @@ def _cmd_lexical(args) -> int:
     report = fit_lexical_into(args.model_dir, weight=args.weight)
     print(json.dumps(report, indent=2, ensure_ascii=False))  # the command's answer
     return 0
+
+
+def _cmd_suggest(args) -> int:
+    from xinwen.inference.records.readers import Fields
+    from xinwen.inference.topic.classifier import NewsClassifier
+    from xinwen.training.topic.suggest import read_unlabelled, suggest, write_suggestions
+
+    output = Path(args.output)
+    if output.resolve() == Path(args.input).resolve():
+        logger.error("--output %s is the --input file; fix: write the suggestions to another file", output)
+        return 2
+    if output.exists() and not args.overwrite:
+        logger.error("--output %s exists; fix: choose another file, or pass --overwrite to replace it", output)
+        return 2
+    if not output.parent.is_dir():
+        logger.error("--output %s: folder %s does not exist; fix: create it or choose another", output, output.parent)
+        return 2
+    fields = Fields(body=args.body_column or None, title=args.title_column or None, id=args.id_column or None)
+    records = read_unlabelled(args.input, fields)
+    if not records:
+        logger.error("--input %s: no usable article (every record was skipped, see above)", args.input)
+        return 2
+    classifier = NewsClassifier.from_pretrained(args.model_dir)
+    picked = suggest(classifier, records, args.n, batch_size=args.batch_size)
+    write_suggestions(output, picked, fields.id)
+    logger.info("wrote %d articles to label to %s: fill in the label column, then add the rows to your "
+                "training file", len(picked), output)
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
 
 
 def _cmd_prepare(args) -> int:
@@ -243,6 +275,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_dir")
     p.add_argument("--weight", type=_lexical_weight, default=None, help="exponent of the n-gram model (default: the config's)")
     p.set_defaults(func=_cmd_lexical)
+
+    p = sub.add_parser("suggest", help="pick the unlabelled articles a topic model would learn most from",
+                       description="Score unlabelled articles with a topic model and write the N to label next "
+                                   "(least sure, and unlike each other) to a CSV with an empty label column.")
+    p.add_argument("model_dir")
+    p.add_argument("--input", required=True, help="unlabelled articles (JSONL/CSV/Parquet)")
+    p.add_argument("--output", required=True, help="CSV to write (refused if it exists, unless --overwrite)")
+    p.add_argument("--n", type=_positive_int, default=50, help="how many articles to suggest")
+    p.add_argument("--title-column", default="title")
+    p.add_argument("--body-column", default="body")
+    p.add_argument("--id-column", default="id")
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_cmd_suggest)
 
     p = sub.add_parser("prepare-encoder", help="convert the offline e5 encoder (runs on first use anyway)")
     p.add_argument("--force", action="store_true")
