@@ -16,6 +16,7 @@ import pytest
 from scoring_helpers import read_jsonl, score, single_thread  # noqa: F401  (autouse fixture)
 
 from xinwen.inference.analyzer import NewsAnalyzer
+from xinwen.inference.records.readers import RecordReader
 from xinwen.inference.scoring import cli
 from xinwen.inference.scoring import ray_engine
 from xinwen.inference.scoring.job import ScoreOptions, run_score_job
@@ -145,7 +146,8 @@ def test_ray_resume_after_the_driver_is_killed_gives_the_local_rows(tmp_path, cl
 
 
 def test_news_scorer_in_a_users_own_pipeline(cluster, tiny_classifier_dir, tmp_path):
-    """The README example: map_batches(NewsScorer) over the user's rows, then split_rejects."""
+    """The README example: map_batches(NewsScorer) over the user's rows, then split_rejects; a
+    scoring job in the same process leaves the user's Ray Data settings as they were."""
     import ray
 
     from xinwen.inference.scoring.ray_engine import NewsScorer, split_rejects
@@ -162,6 +164,14 @@ def test_news_scorer_in_a_users_own_pipeline(cluster, tiny_classifier_dir, tmp_p
         scored, rejects = split_rejects(ds.materialize())  # the model runs once for both
         scored_rows = sorted(scored.take_all(), key=lambda r: r["id"])
         reject_rows = sorted(rejects.take_all(), key=lambda r: r["id"])
+        user_block_size = ray.data.DataContext.get_current().target_max_block_size
+        job_input = tmp_path / "job.jsonl"
+        job_input.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        opts = ScoreOptions(job_input, tmp_path / "job_out.jsonl", str(tiny_classifier_dir), chunk_size=10)
+        plan = {"size": 2, "threads": 1, "num_cpus": 1, "num_gpus": 0}
+        job = ray_engine._dataset(ray, opts, RecordReader(job_input, opts.fields), set(), plan)
+        assert job.context.target_max_block_size == 1  # one chunk per block, in the job's stages only
+        assert ray.data.DataContext.get_current().target_max_block_size == user_block_size
     finally:
         ray.shutdown()
     assert [r["id"] for r in reject_rows] == [5, 9]

@@ -152,37 +152,43 @@ def _cmd_lexical(args) -> int:
 
 
 def _cmd_suggest(args) -> int:
-    from xinwen.inference.records.readers import Fields
+    from xinwen.inference.records.readers import Fields, RecordReader
     from xinwen.inference.topic.classifier import NewsClassifier
     from xinwen.training.topic.suggest import read_unlabelled, suggest, write_suggestions
 
-    output = Path(args.output)
-    if output.resolve() == Path(args.input).resolve():
-        logger.error("--output %s is the --input file; fix: write the suggestions to another file", output)
+    problem = _suggest_output_problem(Path(args.output), Path(args.input), args.overwrite)
+    if problem:
+        logger.error("--output %s: %s", args.output, problem)
         return 2
-    if output.exists() and not args.overwrite:
-        logger.error("--output %s exists; fix: choose another file, or pass --overwrite to replace it", output)
-        return 2
-    if not output.parent.is_dir():
-        logger.error("--output %s: folder %s does not exist; fix: create it or choose another", output, output.parent)
-        return 2
-    fields = Fields(body=args.body_column or None, title=args.title_column or None, id=args.id_column or None)
-    records = read_unlabelled(args.input, fields)
+    named = tuple(c for c in (args.title_column, args.id_column) if c)  # named on purpose: must exist
+    fields = Fields(body=args.body_column or None, title="title" if args.title_column is None else args.title_column
+                    or None, id="id" if args.id_column is None else args.id_column or None, required=named)
+    classifier = NewsClassifier.from_pretrained(args.model_dir)  # a wrong folder fails before the input is read
+    records = read_unlabelled(RecordReader(args.input, fields))
     if not records:
-        logger.error("--input %s: no usable article (every record was skipped, see above)", args.input)
+        logger.error("--input %s: no article to score (empty, or every record skipped: see above)", args.input)
         return 2
-    classifier = NewsClassifier.from_pretrained(args.model_dir)
+    if len(records) < args.n:
+        logger.warning("--n %d: the input has %d usable articles; suggesting all of them", args.n, len(records))
     picked = suggest(classifier, records, args.n, batch_size=args.batch_size)
-    write_suggestions(output, picked, fields.id)
+    write_suggestions(Path(args.output), picked, fields.id, Path(args.input))
     logger.info("wrote %d articles to label to %s: fill in the label column, then add the rows to your "
-                "training file", len(picked), output)
+                "training file", len(picked), args.output)
     return 0
 
 
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return int(text)
+def _suggest_output_problem(output: Path, source: Path, overwrite: bool) -> str | None:
+    if output.resolve() == source.resolve():
+        return "this is the --input file; fix: write the suggestions to another file"
+    if output.suffix.lower() != ".csv":
+        return "expected a .csv file (the suggestions are a CSV to fill in, read back by its suffix)"
+    if output.is_dir():
+        return "is a folder; fix: name a .csv file"
+    if output.exists() and not overwrite:
+        return "exists; fix: choose another file, or pass --overwrite to replace it"
+    if not output.parent.is_dir():
+        return f"folder {output.parent} does not exist; fix: create it or choose another"
+    return None
 
 
 def _cmd_prepare(args) -> int:
@@ -190,6 +196,12 @@ def _cmd_prepare(args) -> int:
 
     print(prepare_builtin_encoder(force=args.force))
     return 0
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
 
 
 def _non_negative_int(text: str) -> int:
@@ -283,9 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="unlabelled articles (JSONL/CSV/Parquet)")
     p.add_argument("--output", required=True, help="CSV to write (refused if it exists, unless --overwrite)")
     p.add_argument("--n", type=_positive_int, default=50, help="how many articles to suggest")
-    p.add_argument("--title-column", default="title")
+    p.add_argument("--title-column", default=None, help="default: title, if the file has it ('' = none)")
     p.add_argument("--body-column", default="body")
-    p.add_argument("--id-column", default="id")
+    p.add_argument("--id-column", default=None, help="default: id, if the file has it; else SOURCE:LINE")
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_suggest)

@@ -283,7 +283,8 @@ def _dataset(ray, opts: ScoreOptions, reader: RecordReader, committed: set[int],
     # One chunk per block: Ray Data otherwise packs a read task's chunks into one block (up to
     # 128 MiB), and an actor's answers for a block reach the driver together, so a shard's chunks
     # were committed at once at its end and a killed job lost the shard's whole work. A chunk is
-    # the unit of commit and resume; this dataset's own context, not the caller's, is changed.
+    # the unit of commit and resume. The datasets derived from `source` share its context (a copy
+    # made by from_items), so this job's stages change and the caller's global context does not.
     source.context.target_max_block_size = 1
     read = source.map_batches(
         _read_shard, batch_size=1, batch_format="pyarrow", num_cpus=0,  # reading is light beside the model

@@ -314,10 +314,12 @@ class NewsClassifier:
         if not prepared:
             return []
         probs = self.probabilities(prepared, batch_size=batch_size, max_batch_tokens=max_batch_tokens)
-        results = [self._to_prediction(row, top_k, threshold) for row in probs]
+        results = [self.decide(row, top_k, threshold) for row in probs]
         return results[0] if single else results
 
-    def _to_prediction(self, row: torch.Tensor, top_k: int | None, threshold: float | None) -> Prediction:
+    def decide(self, row: torch.Tensor, top_k: int | None = None, threshold: float | None = None) -> Prediction:
+        """The ``Prediction`` for one row of ``probabilities``: what ``predict`` answers for that
+        article (the fallback label below ``threshold``)."""
         limit = self.settings.threshold if threshold is None else threshold
         ranked = sorted(zip(self.labels, row.tolist()), key=lambda kv: -kv[1])
         label, score = ranked[0]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -22,15 +24,15 @@ from xinwen.inference.text import ArticleText
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = ("id", "title", "body", "label", "secondary", "model_label", "model_probability", "margin", "line")
+COLUMNS = ("id", "title", "body", "label", "model_label", "top_probability", "margin", "line")
 DIVERSITY_CHARS = 600  # the opening of the article: what its subject is about, not its boilerplate
 
 
 @dataclass(frozen=True)
 class Suggestion:
     record: InputRecord
-    model_label: str
-    model_probability: float
+    model_label: str  # what the model answers for it (`predict`: the fallback label when unsure)
+    top_probability: float
     margin: float  # top-1 minus top-2 probability: small = unsure
 
 
@@ -65,18 +67,23 @@ def diverse_pick(texts: Sequence[str], uncertainty: np.ndarray, n: int, pool_fac
     return [int(pool[k]) for k in chosen]
 
 
-def read_unlabelled(path: str | Path, fields: Fields) -> list[InputRecord]:
-    """The usable records of ``path``; unusable ones are counted and logged, never silently kept."""
-    reader = RecordReader(path, fields)
-    records, rejected = [], 0
+def read_unlabelled(reader: RecordReader) -> list[InputRecord]:
+    """The usable records; the others are skipped (a dump of raw articles has some) and counted
+    by kind in one warning, with the first line of each kind."""
+    records: list[InputRecord] = []
+    skipped: Counter = Counter()
+    first_line: dict[str, int] = {}
     for raw in reader:
         parsed = reader.parse(raw)
         if isinstance(parsed, InputRecord):
             records.append(parsed)
         else:
-            rejected += 1
-            logger.warning("%s line %d skipped: %s", path, parsed.line, parsed.reason)
-    logger.info("%d articles read from %s (%d skipped)", len(records), path, rejected)
+            skipped[parsed.kind] += 1
+            first_line.setdefault(parsed.kind, parsed.line)
+    if skipped:
+        logger.warning("%s: skipped %d record(s) that cannot be scored: %s", reader.path, sum(skipped.values()),
+                       ", ".join(f"{kind} {n} (first at line {first_line[kind]})" for kind, n in skipped.items()))
+    logger.info("%d articles read from %s", len(records), reader.path)
     return records
 
 
@@ -84,11 +91,10 @@ def suggest(classifier, records: Sequence[InputRecord], n: int, batch_size: int 
             pool_factor: int = 4) -> list[Suggestion]:
     """The ``n`` records to label next, most informative first."""
     articles = [r.article for r in records]
-    probs = classifier.probabilities(articles, batch_size=batch_size).float().cpu().numpy()
-    margin = margins(probs)
+    probs = classifier.probabilities(articles, batch_size=batch_size).float().cpu()
+    margin = margins(probs.numpy())
     picked = diverse_pick([_text(a) for a in articles], 1.0 - margin, n, pool_factor)
-    best = probs.argmax(axis=1)
-    return [Suggestion(records[i], classifier.labels[best[i]], float(probs[i, best[i]]), float(margin[i]))
+    return [Suggestion(records[i], classifier.decide(probs[i]).label, float(probs[i].max()), float(margin[i]))
             for i in picked]
 
 
@@ -96,13 +102,17 @@ def _text(article: ArticleText) -> str:
     return "\n".join(part for part in (article.title, article.body) if part)
 
 
-def write_suggestions(path: Path, suggestions: Sequence[Suggestion], id_column: str | None) -> None:
-    """The CSV to fill in: ``label`` (and optionally ``secondary``) empty, the model's guess beside;
-    title and body as the input gave them, so the filled rows can join a training file."""
-    with open(path, "w", newline="", encoding="utf-8") as f:
+def write_suggestions(path: Path, suggestions: Sequence[Suggestion], id_column: str | None, source: Path) -> None:
+    """The CSV to fill in, written whole or not at all: ``label`` empty, the model's answer beside;
+    title and body as the input gave them, so the filled rows can join a training file. A record
+    without an id is named ``SOURCE:LINE``."""
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(COLUMNS)
         for s in suggestions:
-            record_id = s.record.passthrough.get(id_column, "") if id_column else ""
-            writer.writerow([record_id, s.record.original["title"], s.record.original["body"], "", "",
-                             s.model_label, f"{s.model_probability:.4f}", f"{s.margin:.4f}", s.record.line])
+            record_id = s.record.passthrough.get(id_column) if id_column else None
+            writer.writerow([f"{source.name}:{s.record.line}" if record_id in (None, "") else record_id,
+                             s.record.original["title"], s.record.original["body"], "",
+                             s.model_label, f"{s.top_probability:.4f}", f"{s.margin:.4f}", s.record.line])
+    os.replace(partial, path)
