@@ -35,6 +35,18 @@ def test_config_differences_name_the_keys_and_skip_the_ones_that_do_not_shape_we
     assert config_differences(saved, saved) == []
 
 
+def test_a_run_saved_before_a_key_existed_reads_as_the_old_behaviour():
+    saved = {"model": {"freeze_embeddings": True}, "data": {"train": "a.jsonl"}}
+    old_behaviour = {"model": {"freeze_embeddings": True, "decoder_input_dropout": None},
+                     "data": {"train": "a.jsonl", "extra_train": []}}
+    assert config_differences(saved, old_behaviour) == []  # resumable as it was run
+    new_default = {"model": {"freeze_embeddings": True, "decoder_input_dropout": 0.1}, "data": saved["data"]}
+    assert config_differences(saved, new_default) == [
+        "model.decoder_input_dropout: None -> 0.1 (the run predates the key; to resume it, set "
+        "model.decoder_input_dropout=null)"]
+    assert config_differences({"model": {}}, {"model": {"unknown_new": 1}}) == ["model.unknown_new: '(absent)' -> 1"]
+
+
 def test_data_fingerprint_sees_any_change_of_the_records():
     records = [{"id": 1, "title": "海关", "label": "trade"}]
     assert data_fingerprint(records, []) == data_fingerprint([dict(records[0])], [])

@@ -61,13 +61,29 @@ def flat_config(data: dict, prefix: str = "") -> dict:
     return flat
 
 
+# Keys added after a release, with the value that does what runs saved before them did: a run
+# folder without the key is read as having that value (else no older run could be resumed).
+ADDED_LATER = {"model.decoder_input_dropout": None, "data.extra_train": [], "generation.max_chars": 0,
+               "generation.rerank": False, "generation.block_echo": False, "generation.lead_fallback": False}
+
+
 def config_differences(saved: dict, current: dict) -> list[str]:
     """``key: saved -> current`` for every compared key whose value differs."""
     old, new = flat_config(saved), flat_config(current)
     keys = sorted((old.keys() | new.keys()) - NOT_COMPARED)
     missing = "(absent)"
-    return [f"{k}: {old.get(k, missing)!r} -> {new.get(k, missing)!r}" for k in keys
-            if old.get(k, missing) != new.get(k, missing)]
+    differences = []
+    for k in keys:
+        before, now = old.get(k, ADDED_LATER.get(k, missing)), new.get(k, missing)
+        if before != now:
+            later = f" (the run predates the key; to resume it, set {k}={_yaml_value(before)})" \
+                if k not in old and k in ADDED_LATER else ""
+            differences.append(f"{k}: {before!r} -> {now!r}{later}")
+    return differences
+
+
+def _yaml_value(value) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
 @dataclass
