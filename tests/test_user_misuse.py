@@ -240,3 +240,15 @@ def test_lexical_weight_out_of_range_is_refused_before_any_work(tmp_path, capsys
     assert done.value.code == 2
     assert f"argument --weight: expected a number from 0 (no expert) to 4, got '{weight}'" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_xinwens_own_options_still_work_before_the_command(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--verb", "--version"])  # an abbreviation, as argparse allows
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("xinwen ")
+
+
+def test_the_top_level_option_list_is_the_parsers():
+    from xinwen.training.cli import TOP_LEVEL_OPTIONS, build_parser
+
+    assert set(TOP_LEVEL_OPTIONS) == {o for action in build_parser()._actions for o in action.option_strings}

@@ -344,12 +344,17 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.
     return args
 
 
+TOP_LEVEL_OPTIONS = ("-h", "--help", "-v", "--verbose", "--version")  # build_parser's own
+
+
 def _refuse_unknown_leading_options(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     """An unknown option before the command: argparse would only say the command is missing."""
     for arg in argv:
         if not arg.startswith("-"):
             return  # the command: what follows is its own
-        if arg.split("=", 1)[0] not in parser._option_string_actions:
+        name = arg.split("=", 1)[0]
+        if not any(option == name or (name.startswith("--") and option.startswith(name))  # --verb: --verbose
+                   for option in TOP_LEVEL_OPTIONS):
             parser.error(f"unrecognized option {arg}: xinwen's own options are -v/--verbose, --version and -h; "
                          "a command's options follow the command (xinwen COMMAND --help)")
 
