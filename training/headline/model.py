@@ -165,9 +165,10 @@ def keep_decoder_input_dropout(model, p: float) -> bool:
 
     The decoder reads the reference's own tokens (teacher forcing); dropping some of them keeps it
     from leaning on its previous token alone. A frozen embedding module otherwise runs in eval
-    mode, without it, and the warm-started decoder then overfit a few thousand pairs by its second
-    epoch. False where the decoder's embeddings hold no dropout module (BART applies its own as a
-    function in each layer, unaffected by freezing)."""
+    mode, without it (until the frozen-mode fix it ran at 0.1 by accident, and the retrained
+    model peaked earlier and lower: docs/benchmarks_headline.md). False where the decoder's
+    embeddings hold no dropout module (BART applies its own as a function in each layer,
+    unaffected by freezing)."""
     decoder = model.get_decoder() if hasattr(model, "get_decoder") else getattr(model, "decoder", None)
     embeddings = getattr(getattr(decoder, "bert", decoder), "embeddings", None)
     dropout = getattr(embeddings, "dropout", None)
