@@ -1,4 +1,4 @@
-"""The ``xinwen`` command: train, eval, score, export, prepare-encoder."""
+"""The ``xinwen`` command: train, configs, eval, first-stage, lexical, suggest, prepare-encoder, score, export."""
 from __future__ import annotations
 
 import argparse
