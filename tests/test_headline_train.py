@@ -177,3 +177,20 @@ def test_a_missing_extra_training_file_is_named(tmp_path):
     overrides = headline_overrides(tmp_path, "unused", train, dev, tmp_path / "out")
     with pytest.raises(ConfigError, match=r"data.extra_train\[0\].*nosuch.jsonl"):
         load_config(CONFIG, [*overrides, "data.extra_train=[nosuch.jsonl]"])
+
+
+@pytest.mark.parametrize("rate", [0.3, None])
+def test_the_decoder_input_dropout_key_reaches_the_model(tmp_path, tiny_encoder_dir, rate):
+    from xinwen.training.config.sections import load_config
+    from xinwen.training.headline.train import HeadlineSetup, load_headline_data
+    from xinwen.training.loop import KEEPS_TRAIN_MODE
+
+    train, dev, _ = headline_files(tmp_path)
+    overrides = headline_overrides(tmp_path, tiny_encoder_dir, train, dev, tmp_path / "run",
+                                   **({"model.decoder_input_dropout": rate} if rate is not None else {}))
+    cfg = load_config(CONFIG, overrides)
+    model = HeadlineSetup(cfg, load_headline_data(cfg)[0])._load_model()
+    dropout = model.decoder.bert.embeddings.dropout
+    assert getattr(dropout, KEEPS_TRAIN_MODE, False) is (rate is not None)
+    if rate is not None:
+        assert dropout.p == rate
