@@ -160,9 +160,7 @@ def _cmd_suggest(args) -> int:
     if problem:
         logger.error("--output %s: %s", args.output, problem)
         return 2
-    named = tuple(c for c in (args.title_column, args.id_column) if c)  # named on purpose: must exist
-    fields = Fields(body=args.body_column or None, title="title" if args.title_column is None else args.title_column
-                    or None, id="id" if args.id_column is None else args.id_column or None, required=named)
+    fields = Fields.from_column_flags(args.body_column, args.title_column, args.id_column)
     classifier = NewsClassifier.from_pretrained(args.model_dir)  # a wrong folder fails before the input is read
     records = read_unlabelled(RecordReader(args.input, fields))
     if not records:

@@ -83,6 +83,17 @@ class Fields:
         if problems:
             raise InputError("; ".join(problems))
 
+    @classmethod
+    def from_column_flags(cls, body: str | None, title: str | None, id: str | None, keep: tuple[str, ...] = (),
+                          max_record_bytes: int = 1 << 20) -> "Fields":
+        """The ``--body/--title/--id-column`` flags as Fields: None takes the default column (used
+        when the file has it), '' turns a column off, and a column named on purpose must exist."""
+        def chosen(value: str | None, default: str) -> str | None:
+            return default if value is None else (value or None)
+
+        return cls(body=body or None, title=chosen(title, "title"), id=chosen(id, "id"), keep=keep,
+                   required=tuple(c for c in (title, id) if c), max_record_bytes=max_record_bytes)
+
     def passthrough(self) -> list[str]:
         names = ([self.id] if self.id else []) + [k for k in self.keep if k != self.id]
         return list(dict.fromkeys(names))

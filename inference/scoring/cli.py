@@ -101,13 +101,8 @@ def fields_from_args(args):
     """The column flags as ``Fields``: '' turns a column off, an explicit name is required."""
     from xinwen.inference.records.readers import Fields
 
-    def chosen(value: str | None, default: str) -> str | None:
-        return default if value is None else (value or None)
-
-    named = tuple(c for c in (args.title_column, args.id_column) if c)
-    return Fields(body=args.body_column or None, title=chosen(args.title_column, "title"),
-                  id=chosen(args.id_column, "id"), keep=_columns(args.keep), required=named,
-                  max_record_bytes=args.max_record_bytes)
+    return Fields.from_column_flags(args.body_column, args.title_column, args.id_column, keep=_columns(args.keep),
+                                    max_record_bytes=args.max_record_bytes)
 
 
 def cmd_score(args) -> int:
