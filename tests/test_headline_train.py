@@ -108,7 +108,7 @@ def test_eval_length_limit_and_plain_beam_flags(trained):
 def test_cached_encoder_states_equal_the_encoder_output(tiny_encoder_dir):
     """Training on cached states computes what training on token ids would (frozen parts in eval)."""
     from xinwen.training.config.sections import HeadlineModelSection
-    from xinwen.training.headline.encoder_cache import EncoderCache, pad_sources
+    from xinwen.training.encoder_cache import EncoderCache, pad_sources
     from xinwen.training.headline.model import freeze_for_speed, load_seq2seq
 
     torch.manual_seed(0)

@@ -31,7 +31,11 @@ def _cmd_train(args) -> int:
         from transformers.utils.logging import disable_progress_bar
 
         disable_progress_bar()
-    if cfg.task == "topic":
+    if cfg.task == "topic" and cfg.recipe == "fewshot":
+        from xinwen.training.topic.fewshot.recipe import train_fewshot
+
+        train_fewshot(cfg, overwrite=args.overwrite)  # its dev report, if any, is in metrics.json
+    elif cfg.task == "topic":
         from xinwen.training.topic.train import train_topic
         from xinwen.training.topic.evaluate import evaluate_topic_folder
 

@@ -119,13 +119,33 @@ def _training_lines(cfg: dict, metrics: dict, items_key: str) -> list[str]:
     data = cfg["data"]
     extra = " + the project-written articles (data/extra)" if data.get("extra_articles") else ""
     lines = [f"- base model: `{cfg['model']['name_or_path']}`",
-             f"- training data: `{data['train']}`{extra}; {metrics.get(items_key, '?')} items after filtering",
-             f"- dev data: `{data.get('dev') or data['train'] + ' dev split'}`",
+             f"- training data: {_training_data(cfg, metrics, items_key)}{extra}",
+             f"- dev data: {_dev_data(cfg)}",
              f"- trained: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d} (UTC), "
              f"{metrics.get('train_seconds', '?')} s, best epoch {metrics.get('best_epoch', '?')}, "
              f"seed {cfg['train']['seed']}",
              "- the full resolved config is `config.yaml` in this folder; figures are in `metrics.json`"]
     return lines
+
+
+def _training_data(cfg: dict, metrics: dict, items_key: str) -> str:
+    data = cfg["data"]
+    described = sorted(data.get("label_descriptions") or {})
+    described_note = f" + descriptions of {', '.join(described)}" if described else ""
+    if data["train"] is None:
+        return f"none: zero-shot from the label descriptions ({', '.join(described)})"
+    per_label = data.get("examples_per_label")
+    drawn = f", {per_label} per label drawn with seed {cfg['train']['seed']}" if per_label else ""
+    return f"`{data['train']}`{drawn}{described_note}; {metrics.get(items_key, '?')} items after filtering"
+
+
+def _dev_data(cfg: dict) -> str:
+    data = cfg["data"]
+    if data.get("dev"):
+        return f"`{data['dev']}`"
+    if data["train"] and data["train"].startswith("builtin:"):
+        return f"`{data['train']}` dev split"
+    return "none (the few-shot recipe chooses its settings by cross-validation on the examples)"
 
 
 def _topic_body(cfg: dict, metrics: dict) -> str:

@@ -201,10 +201,14 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
 def load_classifier_model(path, device: torch.device, quantize: str | None = None, trust_remote_code: bool = False):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from xinwen.inference.encoders.pooling import MeanPooledClassifier, uses_mean_pooling
+
     source = check_model_source(path, what="classifier path")
     check_classifier_folder(source, what="classifier path")
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     model = AutoModelForSequenceClassification.from_pretrained(source, trust_remote_code=trust_remote_code)
+    if uses_mean_pooling(model):  # a head fitted on mean-pooled features (inference/topic/pooling.py)
+        model = MeanPooledClassifier(model)
     model.eval()
     if quantize == "int8":
         if device.type != "cpu":

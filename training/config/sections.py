@@ -62,8 +62,9 @@ def non_empty(section, prefix: str, names: list[str]) -> list[str]:
 
 @dataclass
 class DataSection:
-    # "builtin:inews-topics" / "builtin:inews-headlines", or files (JSONL, CSV, Parquet).
-    train: str = "builtin:inews-topics"
+    # "builtin:inews-topics" / "builtin:inews-headlines", or files (JSONL, CSV, Parquet); null
+    # (recipe: fewshot with data.label_descriptions for every label) = a zero-shot classifier.
+    train: Optional[str] = "builtin:inews-topics"
     dev: Optional[str] = None  # defaults to the builtin dev split when train is builtin
     title_column: str = "title"
     body_column: str = "body"
@@ -78,11 +79,20 @@ class DataSection:
     # corpus is ~77% `other`: undersampling it balances the classes and cuts CPU time per epoch.
     # Project-written articles are always used.
     fallback_per_epoch: int = 800
+    # Train on at most this many records per label, drawn with train.seed (0 = all): a few-shot
+    # run from a large labelled file, and the learning curves in docs/benchmarks.md.
+    examples_per_label: int = 0
+    # One short description per label ("能源、电力、煤炭……"), our own words or a guideline's
+    # definition; recipe: fewshot uses them as an extra example of their label, and a label
+    # with no example, or a config with no data.train, is classified from its description alone
+    # (zero-shot). Keys must be labels of data.labels.
+    label_descriptions: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         raise_problems(
             non_empty(self, "data.", ["train", "dev", "title_column", "body_column", "label_column", "id_column"])
-            + check_ranges(self, "data.", [("fallback_per_epoch", AT_LEAST_0, None, "0 = all of them")]))
+            + check_ranges(self, "data.", [("fallback_per_epoch", AT_LEAST_0, None, "0 = all of them"),
+                                           ("examples_per_label", AT_LEAST_0, None, "0 = all of them")]))
 
 
 @dataclass
@@ -174,13 +184,47 @@ class LexicalSection:
 
 
 @dataclass
+class FewshotSection:
+    """recipe: fewshot (training/topic/fewshot/): SetFit's idea (Tunstall et al. 2022) on the
+    offline encoder - contrastive fine-tuning of the top layers on pairs of examples, then a
+    logistic-regression head on the mean-pooled embeddings - chosen over a frozen probe and plain
+    fine-tuning by measurement (docs/benchmarks.md, "Few-shot")."""
+
+    # Each round pairs every example once with a same-label example (cosine target 1) and once
+    # with an other-label example (target 0). SetFit's default is 20.
+    pair_rounds: int = 20
+    # Cap on the pairs of one run (drawn evenly from the rounds): keeps 100+ examples per label
+    # within minutes on 2 CPU cores.
+    max_pairs: int = 4000
+    # Learning rate of the unfrozen top layers (model.freeze_layers sets how many stay frozen).
+    lr: float = 5.0e-5
+    # Inverse L2 strength of the head; null = chosen by cross-validation on the examples.
+    head_c: Optional[float] = None
+    # Softmax temperature of a label known from its description only (cosine / temperature).
+    description_temperature: float = 0.05
+
+    def __post_init__(self):
+        raise_problems(check_ranges(self, "fewshot.", [
+            ("pair_rounds", AT_LEAST_0, None, "0 = no contrastive step (a probe on the frozen encoder)"),
+            ("max_pairs", AT_LEAST_1, None, ""),
+            ("lr", ABOVE_0, BELOW_1, "a learning rate"),
+            ("head_c", ABOVE_0, None, "inverse regularisation strength; null = cross-validated"),
+            ("description_temperature", ABOVE_0, None, "softmax temperature of cosine scores"),
+        ]))
+
+
+@dataclass
 class TopicConfig:
     task: Literal["topic"] = "topic"
+    # "finetune": the full recipe for thousands of examples (dev split, early stopping, calibration);
+    # "fewshot": 0-100 examples per label, no dev needed (configs/fewshot.yaml).
+    recipe: Literal["finetune", "fewshot"] = "finetune"
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     text: TextSection = field(default_factory=TextSection)
     train: TrainSection = field(default_factory=TrainSection)
     lexical: LexicalSection = field(default_factory=LexicalSection)
+    fewshot: FewshotSection = field(default_factory=FewshotSection)
     # Below this calibrated probability predict() answers data.fallback_label.
     threshold: float = 0.0
 
@@ -188,12 +232,23 @@ class TopicConfig:
         """Checks across fields and sections (each section checked its own ranges already)."""
         labels, text = self.data.labels, self.text
         problems = check_ranges(self, "", [("threshold", AT_LEAST_0, BELOW_1, "a calibrated probability")])
-        if len(labels) < 2 or len(set(labels)) != len(labels) or not all(str(l).strip() for l in labels):
-            problems.append(f"data.labels: expected >= 2 distinct non-empty labels, got {labels}")
-        if self.data.fallback_label not in labels:
+        from_file = self.recipe == "fewshot" and not labels  # the few-shot recipe reads them off data.train
+        if not from_file and (len(labels) < 2 or len(set(labels)) != len(labels) or not all(str(l).strip() for l in labels)):
+            problems.append(f"data.labels: expected >= 2 distinct non-empty labels, got {labels}"
+                            + ("; [] (recipe: fewshot) takes them from data.train" if self.recipe == "fewshot" else ""))
+        if not from_file and self.data.fallback_label not in labels:
             problems.append(f"data.fallback_label: expected one of data.labels {labels}, got "
                             f"{self.data.fallback_label!r}; add it to data.labels or pick one of them")
-        problems += column_problems(self.data) + builtin_problems(self.data, BUILTIN_TOPIC_DATA, "early stopping")
+        problems += column_problems(self.data) + description_problems(self.data, self.recipe)
+        if self.recipe == "fewshot":  # no early stopping: a dev file is optional
+            problems += builtin_problems(self.data, BUILTIN_TOPIC_DATA, needs=None)
+            if self.lexical.weight > 0:  # it is calibrated on a dev split, which this recipe does without
+                problems.append(f"lexical.weight: recipe: fewshot has no n-gram expert; expected 0, got "
+                                f"{self.lexical.weight}")
+            if self.data.train is None and not labels:
+                problems.append("data.labels: expected the labels to describe when data.train is null, got []")
+        else:
+            problems += builtin_problems(self.data, BUILTIN_TOPIC_DATA, "early stopping")
         # Windows overlap by at most half a window (inference/text.py chunk_ids cuts more).
         if not 0 <= text.chunk_stride <= text.max_length // 2:
             problems.append(f"text.chunk_stride: expected 0..text.max_length/2 ({text.max_length // 2}), "
@@ -202,15 +257,37 @@ class TopicConfig:
         return problems
 
 
-def builtin_problems(data, valid: tuple[str, ...], needs: str) -> list[str]:
-    """The task's builtin corpus names, and a dev file beside a file-based train set."""
+def builtin_problems(data, valid: tuple[str, ...], needs: str | None) -> list[str]:
+    """The task's builtin corpus names, and a dev file beside a file-based train set (when
+    ``needs`` names what it is for)."""
     problems = []
     for key, spec in (("data.train", data.train), ("data.dev", data.dev)):
         if spec and spec.startswith("builtin:") and spec not in valid:
             problems.append(f"{key}: expected one of {list(valid)} or a file path, got unknown builtin data {spec!r}")
-    if not data.train.startswith("builtin:") and not data.dev:
+    if needs and data.train is None:
+        problems.append("data.train: expected a file or builtin data, got null (only recipe: fewshot "
+                        "classifies from data.label_descriptions alone)")
+    elif needs and not data.train.startswith("builtin:") and not data.dev:
         problems.append(f"data.dev: a file-based data.train ({data.train!r}) needs a dev file for {needs}; "
                         "set data.dev=PATH")
+    return problems
+
+
+def description_problems(data, recipe: str) -> list[str]:
+    """data.label_descriptions: keys among data.labels, non-empty text; all labels without data.train."""
+    described = data.label_descriptions
+    problems = [f"data.label_descriptions: {key!r} is not one of data.labels {data.labels}; fix the key or "
+                "add the label" for key in described if data.labels and key not in data.labels]
+    problems += [f"data.label_descriptions.{key}: expected a non-empty text, got {text!r}"
+                 for key, text in described.items() if not isinstance(text, str) or not text.strip()]
+    if described and recipe != "fewshot":
+        problems.append("data.label_descriptions: only recipe: fewshot uses them (xinwen train fewshot); "
+                        "remove them or set recipe=fewshot (configs/fewshot.yaml)")
+    if data.train is None and recipe == "fewshot":
+        missing = [label for label in data.labels if label not in described]
+        if missing:
+            problems.append(f"data.train is null (zero-shot), so every label needs a description; "
+                            f"data.label_descriptions lacks {missing}")
     return problems
 
 

@@ -27,7 +27,7 @@ from xinwen.inference.headline.generator import HeadlineGenerator, HeadlineSetti
 from xinwen.inference.headline.text import encoder_text, lead_headline
 from xinwen.inference.metrics.char_rouge import char_rouge
 from xinwen.training.config.sections import HeadlineConfig
-from xinwen.training.headline.encoder_cache import EncoderCache, pad_sources
+from xinwen.training.encoder_cache import EncoderCache, pad_sources
 from xinwen.training.data.headline import load_headline_splits, median_title_chars
 from xinwen.training.headline.model import (freeze_for_speed, keep_decoder_input_dropout, load_seq2seq,
                                              truncate_encoder)

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from xinwen.inference.encoders.loading import check_model_source
-from xinwen.inference.settings import ClassifierSettings, TextSettings
+from xinwen.inference.settings import ClassifierSettings
 from xinwen.inference.text import ArticleText, as_article, classifier_text
-from xinwen.inference.topic.classifier import NewsClassifier, encode_for_classifier, pad_batch
+from xinwen.inference.topic.classifier import NewsClassifier, pad_batch
 from xinwen.inference.topic.first_stage import remove_first_stage
 from xinwen.inference.topic.lexical import remove_lexical
 from xinwen.inference.topic.ngram_model import NgramModel
@@ -29,6 +29,7 @@ from xinwen.training.data.topic import load_topic_splits
 from xinwen.training.loop import LengthBucketSampler, Task, TrainingRun, run_training
 from xinwen.training.model_card import write_model_card
 from xinwen.training.run_folder import RunFolder, data_fingerprint
+from xinwen.training.topic.encoder_setup import freeze_bottom, training_windows
 from xinwen.training.topic.head_init import linear_probe_init
 from xinwen.training.topic.lexical_fit import fit_lexical_expert, same_fit_as_baseline
 from xinwen.training.topic.metrics import classification_report, expected_calibration_error, fit_temperature
@@ -109,7 +110,7 @@ class TopicSetup:
         """Model, batches, loss and evaluation; called by the loop after it seeded."""
         cfg, data = self.cfg, self.data
         model, self.tokenizer = self._load_model()
-        encoded = self._encode_training_items()
+        encoded = training_windows(self.tokenizer, self.data.train_articles, cfg.text)
         y = [data.label2id[r["label"]] for r in data.train_records]
         always = [str(r.get("id", "")).startswith("extra-") for r in data.train_records]
         items = EpochItems(y, data.label2id[cfg.data.fallback_label], cfg.data.fallback_per_epoch, cfg.train.seed, always)
@@ -158,14 +159,8 @@ class TopicSetup:
             texts = [classifier_text(a, cfg.text.prefix) for a in self.data.train_articles]
             model, tokenizer = prune_vocabulary(model, tokenizer, texts)
         tokenizer.model_max_length = cfg.text.max_length
-        _freeze(model, cfg.model.freeze_layers, cfg.model.freeze_embeddings)
+        freeze_bottom(model, cfg.model.freeze_layers, cfg.model.freeze_embeddings)
         return model, tokenizer
-
-    def _encode_training_items(self) -> list[list[int]]:
-        # Training reads one window per article; "chunks" applies at prediction time.
-        text = self.cfg.text
-        train_text = TextSettings(**{**text.__dict__, "long_text": "head" if text.long_text == "head" else "head_tail"})
-        return [ids for _, ids in encode_for_classifier(self.tokenizer, self.data.train_articles, train_text)]
 
     def evaluate(self, model) -> dict:
         """Dev macro-F1 under the decision rule that will be saved (T = 1, prior shift added)."""
@@ -277,22 +272,6 @@ def _parameter_groups(model, cfg: TopicConfig) -> list[dict]:
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     return [{"params": [p for n, p in trainable if not is_head(n)], "lr": cfg.train.lr},
             {"params": [p for n, p in trainable if is_head(n)], "lr": cfg.train.head_lr}]
-
-
-def _freeze(model, n_layers: int, embeddings: bool) -> None:
-    base = model.base_model
-    layers = getattr(getattr(base, "encoder", None), "layer", None)
-    if embeddings and hasattr(base, "embeddings"):
-        base.embeddings.requires_grad_(False)
-    if n_layers:
-        if layers is None:
-            logger.warning("model.freeze_layers ignored: %s has no encoder.layer list", type(base).__name__)
-            return
-        for layer in layers[:n_layers]:
-            layer.requires_grad_(False)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    logger.info("trainable parameters: %.1fM of %.1fM", trainable / 1e6,
-                sum(p.numel() for p in model.parameters()) / 1e6)
 
 
 def _class_weights(labels: list[int], n: int, mode: str) -> torch.Tensor | None:

@@ -7,7 +7,8 @@ only the trainable top layers on them. Frozen parts run in eval mode (no dropout
 training on cached states computes exactly what training on token ids would.
 
 Supported: any seq2seq model whose encoder is entirely frozen (the cache holds its final
-states), and BERT-style encoders (the builtin warm start) frozen up to a layer.
+states), and BERT-style encoders (the builtin warm start) frozen up to a layer, as the encoder of
+a headline model or the body of a topic classifier (the few-shot recipe trains on cached states).
 """
 from __future__ import annotations
 
@@ -26,6 +27,14 @@ def _frozen(module: torch.nn.Module) -> bool:
     return not any(p.requires_grad for p in module.parameters())
 
 
+def encoder_of(model) -> torch.nn.Module:
+    """The part of ``model`` that reads the source text: a seq2seq model's encoder, or the body
+    (embeddings + layer stack) of an encoder-only model such as a sequence classifier."""
+    if getattr(model.config, "is_encoder_decoder", False):
+        return model.get_encoder()
+    return model.base_model
+
+
 def pad_sources(items: list, pad_id: int) -> dict[str, torch.Tensor]:
     """Token-id lists -> input_ids/attention_mask; cached state tensors -> encoder_hidden/mask."""
     if isinstance(items[0], torch.Tensor):
@@ -42,7 +51,7 @@ class EncoderCache:
 
     @classmethod
     def build(cls, model, model_cfg) -> "EncoderCache | None":
-        encoder = model.get_encoder()
+        encoder = encoder_of(model)
         if _frozen(encoder):
             logger.info("encoder fully frozen: its outputs are computed once and cached")
             return cls(model, None)
@@ -64,7 +73,7 @@ class EncoderCache:
     def precompute(self, encoded: list[list[int]], pad_id: int, batch_size: int, name: str) -> list[torch.Tensor]:
         """States after the frozen part, one float16 tensor (length x hidden) per item."""
         model = self.model
-        encoder = model.get_encoder()
+        encoder = encoder_of(model)
         was_training = encoder.training
         encoder.eval()
         device = next(model.parameters()).device
@@ -91,7 +100,7 @@ class EncoderCache:
             return CopySourceOutput(last_hidden_state=hidden, source_ids=source_ids)
         from transformers.masking_utils import create_bidirectional_mask
 
-        encoder = model.get_encoder()
+        encoder = encoder_of(model)
         layers = encoder.encoder.layer[self.split_layer :]
         attention_mask = create_bidirectional_mask(config=encoder.config, inputs_embeds=hidden, attention_mask=mask)
         for layer in layers:

@@ -1,0 +1,164 @@
+"""The few-shot recipe (recipe: fewshot) on a tiny random encoder: pairs, head, zero-shot, misuse."""
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from xinwen.inference.topic.classifier import NewsClassifier
+from xinwen.training.cli import main
+from xinwen.training.config.loading import ConfigError
+from xinwen.training.config.sections import load_config
+from xinwen.training.topic.fewshot.head import cross_validated_c, prototype_head
+from xinwen.training.topic.fewshot.pairs import sentence_pairs
+from xinwen.training.topic.fewshot.recipe import draw_per_label, train_fewshot
+
+from tiny_models import topic_records, write_jsonl
+
+DESCRIPTIONS = {"industry_policy": "产业政策规划园区", "transport": "铁路高铁列车航班", "trade": "海关贸易出口进口",
+                "safety": "事故安全火灾爆炸", "other": "我们学生年家电"}
+
+
+def fewshot_overrides(encoder, out, *extra) -> list[str]:
+    return ["recipe=fewshot", f"model.name_or_path={encoder}", "model.freeze_layers=1", "model.prune_vocab=false",
+            "data.extra_articles=false", "text.max_length=32", "text.chunk_stride=8", "text.prefix=''",
+            "train.epochs=1", "train.batch_size=8", "train.checkpoint_every=0", "fewshot.lr=1e-3",
+            "lexical.weight=0", f"train.output_dir={out}", *extra]
+
+
+def test_pairs_pair_each_example_with_its_label_and_another():
+    labels = [0, 0, 0, 1, 1, 2]
+    pairs = sentence_pairs(labels, rounds=4, max_pairs=1000, rng=random.Random(0))
+    # per round: a same-label partner for the 5 examples that have one, another label for all 6
+    assert len(pairs) == 4 * (5 + 6)
+    for p in pairs:
+        assert p.first != p.second and (labels[p.first] == labels[p.second]) == (p.target == 1.0)
+    firsts = [p.first for p in pairs if p.target == 1.0]
+    assert sorted(set(firsts)) == list(range(5)) and all(firsts.count(i) == 4 for i in range(5))
+    capped = sentence_pairs(labels, rounds=4, max_pairs=10, rng=random.Random(0))
+    assert len(capped) == 10 and len({p.first for p in capped}) > 3  # the cap cuts shuffled rounds
+
+
+def test_a_label_with_one_example_gets_no_positive_pair():
+    pairs = sentence_pairs([0, 1, 1], rounds=2, max_pairs=100, rng=random.Random(1))
+    assert not [p for p in pairs if p.first == 0 and p.target == 1.0]
+    one_label = sentence_pairs([0, 0], rounds=2, max_pairs=100, rng=random.Random(1))
+    assert len(one_label) == 4 and all(p.target == 1.0 for p in one_label)  # no other label to pair with
+
+
+def test_cross_validation_picks_a_c_and_handles_single_examples():
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(0, 1, (6, 4)) + [3, 0, 0, 0], rng.normal(0, 1, (6, 4)) - [3, 0, 0, 0]])
+    y = np.array([0] * 6 + [1] * 6)
+    c, f1 = cross_validated_c(x, y)
+    assert f1 is not None and f1 > 0.8
+    assert cross_validated_c(x[:7], y[:7]) [1] is None  # one example of label 1: no fold possible
+
+
+def test_prototype_head_gives_cosine_over_temperature():
+    d = np.eye(3, dtype=np.float32)
+    weight, bias = prototype_head(d, 0.05)
+    article = np.array([0.6, 0.8, 0.0], dtype=np.float32)
+    assert np.allclose(article @ weight.T + bias, [12.0, 16.0, 0.0])
+
+
+def test_draw_per_label_is_seeded_and_capped():
+    recs = topic_records(6)
+    drawn = draw_per_label(recs, 2, seed=3)
+    assert len(drawn) == 10 and drawn == draw_per_label(recs, 2, seed=3) and drawn != draw_per_label(recs, 2, seed=4)
+    assert [r for r in recs if r in drawn] == drawn  # file order kept
+
+
+def test_trains_a_mean_pooled_folder_that_loads_everywhere(tiny_encoder_dir, tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", topic_records(6))
+    out = tmp_path / "fs"
+    cfg = load_config(None, fewshot_overrides(tiny_encoder_dir, out, f"data.train={train}",
+                                              "data.examples_per_label=4"))
+    train_fewshot(cfg)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["recipe"] == "fewshot" and saved["train_records"] == 20 and saved["head"] == "logistic_regression"
+    assert json.loads((out / "config.json").read_text())["xinwen_pooling"] == "mean"
+    clf = NewsClassifier.from_pretrained(out)
+    assert type(clf.model).__name__ == "MeanPooledClassifier"
+    records = topic_records(6)
+    predicted = [p.label for p in clf.predict([{"title": r["title"], "body": r["body"]} for r in records])]
+    accuracy = np.mean([p == r["label"] for p, r in zip(predicted, records)])
+    assert accuracy >= 0.8, predicted  # the words decide the label; chance is 0.2
+    # int8 and the mean-pooled wrapper together give the same labels on this easy data
+    int8 = NewsClassifier.from_pretrained(out, quantize="int8")
+    assert [p.label for p in int8.predict([{"title": r["title"], "body": r["body"]} for r in records])] == predicted
+
+
+def test_mean_pooled_logits_are_the_head_on_the_normalised_mean(tiny_encoder_dir, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    from xinwen.inference.encoders.pooling import POOLING_KEY, MeanPooledClassifier
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_encoder_dir, num_labels=3).eval()
+    setattr(model.config, POOLING_KEY, "mean")
+    ids = torch.tensor([[5, 6, 7, 1], [8, 9, 1, 1]])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])
+    wrapped = MeanPooledClassifier(model)
+    with torch.no_grad():
+        logits = wrapped(input_ids=ids, attention_mask=mask).logits
+        first = model.base_model(input_ids=ids[:1, :3]).last_hidden_state.mean(1)
+        expected = model.classifier(torch.nn.functional.normalize(first, dim=-1))
+    torch.testing.assert_close(logits[:1], expected, atol=1e-5, rtol=1e-4)  # padding does not count
+
+
+def test_descriptions_alone_give_a_zero_shot_classifier(tiny_encoder_dir, tmp_path):
+    out = tmp_path / "zs"
+    overrides = fewshot_overrides(tiny_encoder_dir, out, "data.train=null") + [
+        f"data.label_descriptions.{label}={text}" for label, text in DESCRIPTIONS.items()]
+    train_fewshot(load_config(None, overrides))
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["head"] == "description_prototypes" and saved["train_records"] == 5
+    clf = NewsClassifier.from_pretrained(out)
+    # An article that is its label's description scores that label first (cosine 1).
+    for label, text in DESCRIPTIONS.items():
+        assert clf.predict({"title": "", "body": text}).label == label
+
+
+def test_a_label_without_examples_is_learnt_from_its_description(tiny_encoder_dir, tmp_path):
+    recs = [r for r in topic_records(6) if r["label"] != "trade"]
+    train = write_jsonl(tmp_path / "train.jsonl", recs)
+    out = tmp_path / "mixed"
+    train_fewshot(load_config(None, fewshot_overrides(tiny_encoder_dir, out, f"data.train={train}",
+                                                      f"data.label_descriptions.trade={DESCRIPTIONS['trade']}")))
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["examples_per_label"]["trade"] == 1 and saved["descriptions"] == ["trade"]
+
+
+def test_labels_come_from_the_file_when_data_labels_is_empty(tiny_encoder_dir, tmp_path):
+    recs = [dict(r, label={"trade": "贸易", "transport": "交通"}.get(r["label"], "其他")) for r in topic_records(4)]
+    train = write_jsonl(tmp_path / "mine.jsonl", recs)
+    out = tmp_path / "mine"
+    train_fewshot(load_config(None, fewshot_overrides(tiny_encoder_dir, out, f"data.train={train}", "data.labels=[]",
+                                                      "data.fallback_label=其他")))
+    assert sorted(NewsClassifier.from_pretrained(out).labels) == sorted(["贸易", "交通", "其他"])
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["data.train=null"], "data.label_descriptions"),  # zero-shot needs every label described
+    (["lexical.weight=0.5"], "lexical.weight"),
+    (["data.label_descriptions.energy=能源"], "data.label_descriptions"),  # not a label
+])
+def test_misconfigured_fewshot_runs_are_refused_with_the_key(tiny_encoder_dir, tmp_path, overrides, key):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, fewshot_overrides(tiny_encoder_dir, tmp_path / "x", *overrides))
+    assert key in str(err.value)
+
+
+def test_descriptions_are_refused_by_the_full_recipe():
+    with pytest.raises(ConfigError, match="recipe: fewshot"):
+        load_config(None, ["data.label_descriptions.trade=海关贸易"])
+
+
+def test_cli_trains_the_bundled_fewshot_config_on_a_file(tiny_encoder_dir, tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", topic_records(4))
+    out = tmp_path / "cli"
+    code = main(["train", "fewshot", f"data.train={train}", "data.examples_per_label=0",
+                 *fewshot_overrides(tiny_encoder_dir, out)[1:]])
+    assert code == 0 and (out / "model.safetensors").is_file() and (out / "README.md").is_file()
+    assert main(["train", "fewshot", "data.train=/no/such.jsonl", f"train.output_dir={tmp_path / 'y'}"]) == 2

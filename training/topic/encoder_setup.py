@@ -1,0 +1,35 @@
+"""What both topic recipes do to the encoder before training: freeze its bottom, and cut each
+training article to the one window it is trained on."""
+from __future__ import annotations
+
+import logging
+
+from xinwen.inference.settings import TextSettings
+from xinwen.inference.text import ArticleText
+from xinwen.inference.topic.classifier import encode_for_classifier
+
+logger = logging.getLogger(__name__)
+
+
+def freeze_bottom(model, n_layers: int, embeddings: bool) -> None:
+    """Freeze the embeddings (when ``embeddings``) and the bottom ``n_layers`` encoder layers."""
+    base = model.base_model
+    layers = getattr(getattr(base, "encoder", None), "layer", None)
+    if embeddings and hasattr(base, "embeddings"):
+        base.embeddings.requires_grad_(False)
+    if n_layers:
+        if layers is None:
+            logger.warning("model.freeze_layers ignored: %s has no encoder.layer list", type(base).__name__)
+            return
+        for layer in layers[:n_layers]:
+            layer.requires_grad_(False)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    logger.info("trainable parameters: %.1fM of %.1fM", trainable / 1e6,
+                sum(p.numel() for p in model.parameters()) / 1e6)
+
+
+def training_windows(tokenizer, articles: list[ArticleText], text: TextSettings) -> list[list[int]]:
+    """Token ids of one window per article. Training reads head (or head + tail) windows;
+    "chunks" applies at prediction time."""
+    train_text = TextSettings(**{**text.__dict__, "long_text": "head" if text.long_text == "head" else "head_tail"})
+    return [ids for _, ids in encode_for_classifier(tokenizer, articles, train_text)]
