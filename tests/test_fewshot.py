@@ -11,7 +11,7 @@ from xinwen.training.cli import main
 from xinwen.training.config.loading import ConfigError
 from xinwen.training.config.sections import load_config
 from xinwen.training.topic.fewshot.head import cross_validated_c, prototype_head
-from xinwen.training.topic.fewshot.pairs import sentence_pairs
+from xinwen.training.topic.fewshot.batches import balanced_batches
 from xinwen.training.topic.fewshot.recipe import draw_per_label, train_fewshot
 
 from tiny_models import topic_records, write_jsonl
@@ -27,24 +27,24 @@ def fewshot_overrides(encoder, out, *extra) -> list[str]:
             "lexical.weight=0", f"train.output_dir={out}", *extra]
 
 
-def test_pairs_pair_each_example_with_its_label_and_another():
-    labels = [0, 0, 0, 1, 1, 2]
-    pairs = sentence_pairs(labels, rounds=4, max_pairs=1000, rng=random.Random(0))
-    # per round: a same-label partner for the 5 examples that have one, another label for all 6
-    assert len(pairs) == 4 * (5 + 6)
-    for p in pairs:
-        assert p.first != p.second and (labels[p.first] == labels[p.second]) == (p.target == 1.0)
-    firsts = [p.first for p in pairs if p.target == 1.0]
-    assert sorted(set(firsts)) == list(range(5)) and all(firsts.count(i) == 4 for i in range(5))
-    capped = sentence_pairs(labels, rounds=4, max_pairs=10, rng=random.Random(0))
-    assert len(capped) == 10 and len({p.first for p in capped}) > 3  # the cap cuts shuffled rounds
+def test_batches_hold_a_few_examples_of_every_label():
+    labels = [0, 0, 0, 0, 1, 1, 1, 2]
+    batches = balanced_batches(labels, steps=5, batch_size=6, rng=random.Random(0))
+    assert len(batches) == 5
+    for batch in batches:
+        assert len(batch) == len(set(batch)) == 5  # 2 of label 0, 2 of label 1, the one of label 2
+        assert sorted(labels[i] for i in batch) == [0, 0, 1, 1, 2]
+    assert batches != balanced_batches(labels, steps=5, batch_size=6, rng=random.Random(1))
 
 
-def test_a_label_with_one_example_gets_no_positive_pair():
-    pairs = sentence_pairs([0, 1, 1], rounds=2, max_pairs=100, rng=random.Random(1))
-    assert not [p for p in pairs if p.first == 0 and p.target == 1.0]
-    one_label = sentence_pairs([0, 0], rounds=2, max_pairs=100, rng=random.Random(1))
-    assert len(one_label) == 4 and all(p.target == 1.0 for p in one_label)  # no other label to pair with
+def test_pair_loss_is_zero_when_labels_are_orthogonal_and_one_per_wrong_pair():
+    from xinwen.training.topic.fewshot.contrastive import pair_loss
+
+    perfect = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    assert float(pair_loss(perfect, torch.tensor([0, 0, 1]))) == pytest.approx(0.0)
+    # all three identical: the 4 ordered cross-label pairs (of 6) are off by 1
+    same = torch.tensor([[1.0, 0.0]] * 3)
+    assert float(pair_loss(same, torch.tensor([0, 0, 1]))) == pytest.approx(4 / 6)
 
 
 def test_cross_validation_picks_a_c_and_handles_single_examples():

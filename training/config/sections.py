@@ -187,15 +187,13 @@ class LexicalSection:
 class FewshotSection:
     """recipe: fewshot (training/topic/fewshot/): SetFit's idea (Tunstall et al. 2022) on the
     offline encoder - contrastive fine-tuning of the top layers on pairs of examples, then a
-    logistic-regression head on the mean-pooled embeddings - chosen over a frozen probe and plain
-    fine-tuning by measurement (docs/benchmarks.md, "Few-shot")."""
+    logistic-regression head on the mean-pooled embeddings - measured against a frozen probe and
+    TF-IDF in docs/benchmarks.md ("Few-shot")."""
 
-    # Each round pairs every example once with a same-label example (cosine target 1) and once
-    # with an other-label example (target 0). SetFit's default is 20.
-    pair_rounds: int = 20
-    # Cap on the pairs of one run (drawn evenly from the rounds): keeps 100+ examples per label
-    # within minutes on 2 CPU cores.
-    max_pairs: int = 4000
+    # Optimizer steps of the contrastive step; each embeds train.batch_size examples, a few of
+    # every label, and scores all pairs among them. 0 = no contrastive step (a linear probe on the
+    # frozen encoder). The cost does not grow with the number of examples.
+    steps: int = 60
     # Learning rate of the unfrozen top layers (model.freeze_layers sets how many stay frozen).
     lr: float = 5.0e-5
     # Inverse L2 strength of the head; null = chosen by cross-validation on the examples.
@@ -205,8 +203,7 @@ class FewshotSection:
 
     def __post_init__(self):
         raise_problems(check_ranges(self, "fewshot.", [
-            ("pair_rounds", AT_LEAST_0, None, "0 = no contrastive step (a probe on the frozen encoder)"),
-            ("max_pairs", AT_LEAST_1, None, ""),
+            ("steps", AT_LEAST_0, None, "0 = no contrastive step (a probe on the frozen encoder)"),
             ("lr", ABOVE_0, BELOW_1, "a learning rate"),
             ("head_c", ABOVE_0, None, "inverse regularisation strength; null = cross-validated"),
             ("description_temperature", ABOVE_0, None, "softmax temperature of cosine scores"),

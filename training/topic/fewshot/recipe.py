@@ -5,8 +5,9 @@ setup -> train -> finalize, as the full recipe (training/topic/train.py), with o
 
 * setup: the examples (``data.examples_per_label`` drawn with ``train.seed`` when set) and the
   label descriptions, each an extra example of its label; the encoder with its bottom
-  ``model.freeze_layers`` frozen and their output cached; SetFit pairs of the examples.
-* train: the shared loop (training/loop.py) runs the contrastive task (contrastive.py).
+  ``model.freeze_layers`` frozen and their output cached.
+* train: the shared loop (training/loop.py) runs the contrastive task (contrastive.py) for
+  ``fewshot.steps`` steps of label-balanced batches (batches.py).
 * finalize: the head - a logistic regression on the mean-pooled embeddings, C cross-validated
   on the examples, or description prototypes when there is no example at all (head.py) - goes
   into the model's ``classifier`` layer; the folder is an ordinary topic folder whose
@@ -41,11 +42,11 @@ from xinwen.training.encoder_cache import EncoderCache
 from xinwen.training.loop import run_training
 from xinwen.training.model_card import write_model_card
 from xinwen.training.run_folder import RunFolder, data_fingerprint
-from xinwen.training.topic.fewshot.contrastive import PairTask
+from xinwen.training.topic.fewshot.contrastive import ContrastiveTask
 from xinwen.training.topic.fewshot.head import cross_validated_c, logistic_head, prototype_head
-from xinwen.training.topic.fewshot.pairs import sentence_pairs
 from xinwen.training.topic.encoder_setup import freeze_bottom, training_windows
 from xinwen.training.topic.metrics import classification_report
+from xinwen.training.topic.train import TopicTrainingResult
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +101,6 @@ def description_records(cfg: TopicConfig) -> list[dict]:
 
 def train_fewshot(cfg: TopicConfig, overwrite: bool = False):
     """Train ``cfg`` (recipe: fewshot) into ``cfg.train.output_dir``; returns the topic result."""
-    from xinwen.training.topic.train import TopicTrainingResult
-
     t0 = time.time()
     check_model_source(cfg.model.name_or_path)
     examples, dev = fewshot_examples(cfg)
@@ -143,27 +142,27 @@ class FewshotLearner:
                                            threshold=cfg.threshold)
 
     def train(self) -> None:
-        """The contrastive step on the shared loop (skipped without examples or with 0 rounds)."""
+        """The contrastive step on the shared loop (skipped without examples or with 0 steps)."""
         cfg = self.cfg
         model, self.tokenizer = load_encoder(cfg, self.labels)
         self.cache = EncoderCache.build(model, cfg.model)
         if self.cache is None:
-            raise ValueError("recipe: fewshot needs a BERT-style encoder with frozen embeddings "
-                             "(model.freeze_embeddings=true)")
+            raise ValueError(f"recipe: fewshot needs a BERT-style encoder (embeddings + encoder.layer) for "
+                             f"model.name_or_path, got {type(model.base_model).__name__}")
         ids = training_windows(self.tokenizer, [as_article(r, i) for i, r in enumerate(self.examples)], cfg.text)
         pad_id = self.tokenizer.pad_token_id or 0
         self.states = self.cache.precompute(ids, pad_id, cfg.train.eval_batch_size, "examples")
-        pairs = sentence_pairs(self.target.tolist(), cfg.fewshot.pair_rounds if self.has_examples else 0,
-                               cfg.fewshot.max_pairs, random.Random(cfg.train.seed))
         self.model = model
-        if not pairs:
+        steps = cfg.fewshot.steps if self.has_examples else 0
+        if not steps:
             logger.info("no contrastive step (%s): the head reads the encoder as it is",
-                        "no examples" if not self.has_examples else "fewshot.pair_rounds=0")
+                        "no examples" if not self.has_examples else "fewshot.steps=0")
             return
-        logger.info("contrastive step: %d pairs of %d examples", len(pairs), len(self.examples))
-        task = PairTask(self.cache, self.states, pairs)
-        run = run_training(cfg.train, lambda accelerator, resuming: task.build(
-            model, cfg.fewshot.lr, cfg.train.batch_size, cfg.train.seed), run_name="fewshot")
+        logger.info("contrastive step: %d steps over %d examples", steps, len(self.examples))
+        task = ContrastiveTask(self.cache, self.states, self.target.tolist(), steps, cfg.train.batch_size,
+                               cfg.train.seed)
+        run = run_training(cfg.train, lambda accelerator, resuming: task.build(model, cfg.fewshot.lr),
+                           run_name="fewshot")
         self.model = type(model).from_pretrained(run.best_dir).eval()
 
     @torch.no_grad()
