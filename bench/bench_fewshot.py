@@ -71,13 +71,16 @@ METHODS = {  # name: config overrides on top of configs/fewshot.yaml
 }
 
 
-def label_set_data(name: str) -> tuple[list[str], list[dict], dict[str, list[dict]] | None]:
+def label_set_data(name: str, newspaper_sample: int) -> tuple[list[str], list[dict], dict[str, list[dict]] | None]:
     """(labels, training pool, fixed scored sets or None when each draw scores its own rest)."""
     from newspaper_1998 import LABEL_SETS, labelled_articles
 
     labels_file, _, allowed = LABEL_SETS[name]
     if name == "topics":
-        return list(allowed), inews_topics("train"), {"dev": inews_topics("dev"), "rmrb1998": labelled_articles()}
+        newspaper = labelled_articles()
+        if newspaper_sample and newspaper_sample < len(newspaper):  # a fixed random sample, same for all
+            newspaper = random.Random(0).sample(newspaper, newspaper_sample)
+        return list(allowed), inews_topics("train"), {"dev": inews_topics("dev"), "rmrb1998": newspaper}
     return list(allowed), labelled_articles(labels_file=labels_file, allowed=allowed), None
 
 
@@ -94,10 +97,36 @@ class ScoredSets:
         self.records = sets
 
 
-def predict(learner: FewshotLearner, states: list[torch.Tensor]) -> np.ndarray:
+# Embeddings under the pretrained top layers (probe, zero-shot: no contrastive step), by set name.
+FROZEN_EMBEDDINGS: dict[str, np.ndarray] = {}
+
+
+def predict(learner: FewshotLearner, states: list[torch.Tensor], name: str, frozen: bool) -> np.ndarray:
+    """Label indices from the learner's head on its embeddings of ``states``."""
+    if frozen and name in FROZEN_EMBEDDINGS:
+        features = FROZEN_EMBEDDINGS[name]
+    else:
+        features = learner.embed(states)
+        if frozen:
+            FROZEN_EMBEDDINGS[name] = features
     head = learner.model.classifier
-    logits = learner.embed(states) @ head.weight.detach().numpy().T + head.bias.detach().numpy()
-    return logits.argmax(1)
+    return (features @ head.weight.detach().numpy().T + head.bias.detach().numpy()).argmax(1)
+
+
+def check_folder_agrees(learner: FewshotLearner, scored: ScoredSets, count: int = 64) -> float:
+    """Save the learner as the recipe does and compare the folder's `NewsClassifier` answers with
+    the cached-state predictions on ``count`` scored articles; returns the agreement."""
+    name = next(iter(scored.states))
+    learner.finalize([], time.time())
+    clf = NewsClassifier.from_pretrained(learner.cfg.train.output_dir, device="cpu")
+    records = scored.records[name][:count]
+    from_folder = [p.label for p in clf.predict([{"title": r["title"], "body": r["body"]} for r in records])]
+    head = learner.model.classifier
+    features = learner.embed(scored.states[name][:count])
+    cached = (features @ head.weight.detach().numpy().T + head.bias.detach().numpy()).argmax(1)
+    agreement = float(np.mean([a == learner.labels[b] for a, b in zip(from_folder, cached)]))
+    logger.info("saved folder vs cached-state predictions on %d %s articles: %.3f agree", count, name, agreement)
+    return agreement
 
 
 def run_learner(method: str, labels: list[str], examples: list[dict], seed: int, work: Path, label_set: str):
@@ -127,13 +156,17 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 32, 64, 128])
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--methods", nargs="+", default=["tfidf", *METHODS])
+    parser.add_argument("--description-sizes", type=int, nargs="*", default=[8, 16],
+                        help="sizes at which recipe+desc runs (each run costs as much as the recipe)")
+    parser.add_argument("--newspaper-sample", type=int, default=1000,
+                        help="score a fixed random sample of this many People's Daily articles (0 = all 2,959)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("xinwen.training.loop", "xinwen.training.encoder_cache", "xinwen.training.topic.encoder_setup"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    labels, pool, fixed_sets = label_set_data(args.label_set)
+    labels, pool, fixed_sets = label_set_data(args.label_set, args.newspaper_sample)
     results: dict = {}
     zero_learner, zero_cfg = run_learner("zero-shot", labels, [], 0, work, args.label_set)
     scored_cache: dict = {}
@@ -151,7 +184,7 @@ def main() -> None:
 
     if fixed_sets is not None:
         scored = scored_sets(set())
-        results["zero-shot"] = {name: score(scored, name, [labels[i] for i in predict(zero_learner, st)])
+        results["zero-shot"] = {name: score(scored, name, [labels[i] for i in predict(zero_learner, st, name, True)])
                                 for name, st in scored.states.items()}
         logger.info("zero-shot: %s", results["zero-shot"])
     for size in args.sizes:
@@ -159,17 +192,23 @@ def main() -> None:
             examples = draw_per_label(pool, size, seed=draw)
             scored = scored_sets({r["id"] for r in examples})
             if fixed_sets is None and draw == 0 and size == args.sizes[0]:
-                results["zero-shot"] = {"rest": score(scored, "rest", [labels[i] for i in predict(zero_learner, scored.states["rest"])])}
+                results["zero-shot"] = {"rest": score(scored, "rest", [labels[i] for i in predict(
+                    zero_learner, scored.states["rest"], "rest", False)])}
             for method in args.methods:
+                if method == "recipe+desc" and size not in args.description_sizes:
+                    continue
                 t0 = time.time()
                 if method == "tfidf":
                     predictor = tfidf_baseline(examples, labels)
                     row = {name: score(scored, name, predictor(scored.records[name])) for name in scored.states}
                 else:
                     learner, _ = run_learner(method, labels, examples, draw, work, args.label_set)
-                    row = {name: score(scored, name, [labels[i] for i in predict(learner, st)])
+                    frozen = method == "probe" and fixed_sets is not None
+                    row = {name: score(scored, name, [labels[i] for i in predict(learner, st, name, frozen)])
                            for name, st in scored.states.items()}
                 row["seconds"] = round(time.time() - t0, 1)
+                if method == "recipe" and "folder_agreement" not in results:
+                    results["folder_agreement"] = check_folder_agrees(learner, scored)
                 results.setdefault(f"{method}@{size}", []).append(row)
                 logger.info("n=%d draw %d %s: %s", size, draw, method, row)
                 (OUT / f"fewshot_{args.label_set}.json").write_text(json.dumps(results, indent=2))

@@ -88,6 +88,13 @@ def test_trains_a_mean_pooled_folder_that_loads_everywhere(tiny_encoder_dir, tmp
     # int8 and the mean-pooled wrapper together give the same labels on this easy data
     int8 = NewsClassifier.from_pretrained(out, quantize="int8")
     assert [p.label for p in int8.predict([{"title": r["title"], "body": r["body"]} for r in records])] == predicted
+    # ONNX: the exported graph pools as the torch path does (export refuses a graph that disagrees)
+    from xinwen.inference.topic.backends import export_classifier, load_classifier
+
+    report = export_classifier(out, tmp_path / "onnx", onnx=True)
+    assert report.probe_max_prob_diff < 1e-4
+    onnx = load_classifier(tmp_path / "onnx", backend="onnx")
+    assert [p.label for p in onnx.predict([{"title": r["title"], "body": r["body"]} for r in records])] == predicted
 
 
 def test_mean_pooled_logits_are_the_head_on_the_normalised_mean(tiny_encoder_dir, tmp_path):

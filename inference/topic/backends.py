@@ -143,6 +143,8 @@ def export_classifier(source: str | Path, output: str | Path, int8: bool = False
     """Write a faster copy of a classifier folder and measure what it costs in quality."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from xinwen.inference.encoders.pooling import MeanPooledClassifier, uses_mean_pooling
+
     started = time.perf_counter()
     source, output = Path(check_model_source(source, what="export DIR")), Path(output)
     if not (int8 or onnx):
@@ -165,7 +167,8 @@ def export_classifier(source: str | Path, output: str | Path, int8: bool = False
     else:
         model.config.save_pretrained(output)
         fp32_file = output / ONNX_FILES["onnx"]
-        _export_onnx(model, fp32_file)
+        # A head fitted on mean-pooled states: the graph must pool as the torch path does.
+        _export_onnx(MeanPooledClassifier(model) if uses_mean_pooling(model) else model, fp32_file)
         if backend == "onnx-int8":
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
