@@ -169,3 +169,21 @@ def test_cli_trains_the_bundled_fewshot_config_on_a_file(tiny_encoder_dir, tmp_p
                  *fewshot_overrides(tiny_encoder_dir, out)[1:]])
     assert code == 0 and (out / "model.safetensors").is_file() and (out / "README.md").is_file()
     assert main(["train", "fewshot", "data.train=/no/such.jsonl", f"train.output_dir={tmp_path / 'y'}"]) == 2
+
+
+def test_eval_of_a_fewshot_folder_asks_for_data_and_trains_the_baseline_on_its_examples(tiny_encoder_dir, tmp_path):
+    from xinwen.training.topic.evaluate import evaluate_topic_folder
+
+    train = write_jsonl(tmp_path / "train.jsonl", topic_records(6))
+    held_out = write_jsonl(tmp_path / "held_out.jsonl", topic_records(3))
+    out = tmp_path / "fs"
+    assert main(["train", "fewshot", *fewshot_overrides(tiny_encoder_dir, out)[1:], f"data.train={train}",
+                 "data.examples_per_label=3"]) == 0
+    assert main(["eval", str(out)]) == 2  # no dev split in a few-shot config: --data is needed
+    results = evaluate_topic_folder(str(out), data=str(held_out))
+    assert set(results["systems"]) == {"xinwen", "tfidf_char_lr"}
+
+    zero = tmp_path / "zs"
+    train_fewshot(load_config(None, fewshot_overrides(tiny_encoder_dir, zero, "data.train=null") + [
+        f"data.label_descriptions.{label}={text}" for label, text in DESCRIPTIONS.items()]))
+    assert set(evaluate_topic_folder(str(zero), data=str(held_out))["systems"]) == {"xinwen"}  # nothing to fit TF-IDF on

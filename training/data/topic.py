@@ -30,8 +30,12 @@ def load_records(spec: str, split: str, cfg: TopicConfig) -> list[dict]:
 
 def load_topic_splits(cfg: TopicConfig) -> tuple[list[dict], list[dict]]:
     d = cfg.data
-    train = load_records(d.train, "train", cfg)
     dev_spec = d.dev or (d.train if d.train == BUILTIN_TOPICS else None)
+    if d.train is None or dev_spec is None:  # a few-shot config: no dev split, maybe no examples
+        missing = "data.train" if d.train is None else "data.dev"
+        raise DataError(f"{missing}: this config has none (recipe: {cfg.recipe} trains without it); "
+                        "name the articles to use instead (xinwen eval --data FILE, first-stage --data/--holdout)")
+    train = load_records(d.train, "train", cfg)
     dev = load_records(dev_spec, "dev", cfg)
     if d.extra_articles and d.train == BUILTIN_TOPICS:
         train = train + [r for r in extra_articles() if r["label"] in d.labels]

@@ -14,7 +14,8 @@ from xinwen.inference.text import as_article, classifier_text
 from xinwen.training.topic.metrics import classification_report, expected_calibration_error, plot_confusion
 from xinwen.training.config.sections import TopicConfig, load_config
 from xinwen.training.config.loading import ConfigError
-from xinwen.training.data.files import check_saved_data, load_labelled
+from xinwen.training.data.files import DataError, check_saved_data, load_labelled
+from xinwen.training.topic.fewshot.recipe import fewshot_examples
 from xinwen.training.topic.lexical_fit import fit_tfidf
 from xinwen.training.data.topic import BUILTIN_TOPICS, load_records, load_topic_splits
 
@@ -54,9 +55,20 @@ def spec_records(spec: str, split: str, cfg: TopicConfig, labelled: bool = True)
 
 def _eval_records(cfg: TopicConfig, data: str | None) -> tuple[str, list[dict]]:
     if data is None:
-        spec = cfg.data.dev or BUILTIN_TOPICS
+        spec = cfg.data.dev or (BUILTIN_TOPICS if cfg.recipe == "finetune" or cfg.data.train == BUILTIN_TOPICS
+                                else None)
+        if spec is None:
+            raise DataError("this folder was trained without a dev split (recipe: fewshot); "
+                            "pass the labelled articles to evaluate on: xinwen eval DIR --data FILE")
         return f"dev ({spec})", spec_records(spec, "dev", cfg)
     return data, spec_records(data, "dev", cfg)
+
+
+def training_records(cfg: TopicConfig) -> list[dict]:
+    """The records a folder's model learnt from: the baseline trains on the same ones."""
+    if cfg.recipe == "fewshot":
+        return fewshot_examples(cfg)[0]
+    return load_topic_splits(cfg)[0]
 
 
 def render_markdown(results: dict) -> str:
@@ -145,10 +157,21 @@ def evaluate_topic_folder(model_dir: str, data: str | None = None, output: str |
             # its probabilities on these records are already computed.
             predicted = [clf.labels[i] for i in parts.ngram.argmax(1).tolist()]
         else:
-            predicted = tfidf_baseline(load_topic_splits(cfg)[0], labels, fitted_baseline)(records)
-        systems["tfidf_char_lr"] = classification_report(gold, predicted, labels)
+            predicted = _baseline_answers(cfg, labels, fitted_baseline, records)
+        if predicted is not None:
+            systems["tfidf_char_lr"] = classification_report(gold, predicted, labels)
     write_report(results, out)
     return results
+
+
+def _baseline_answers(cfg: TopicConfig, labels: list[str], fitted: NgramModel | None,
+                      records: list[dict]) -> list[str] | None:
+    """TF-IDF + LR trained on the folder's own training records; None for a zero-shot folder."""
+    train = training_records(cfg)
+    if not train:
+        logger.info("no TF-IDF baseline: the model was trained from label descriptions alone")
+        return None
+    return tfidf_baseline(train, labels, fitted)(records)
 
 
 def write_report(results: dict, out: Path) -> None:
