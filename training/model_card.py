@@ -117,7 +117,8 @@ def _result(folder: Path, task_type: str, task_name: str, dataset: str, values: 
 
 def _training_lines(cfg: dict, metrics: dict, items_key: str) -> list[str]:
     data = cfg["data"]
-    extra = " + the project-written articles (data/extra)" if data.get("extra_articles") else ""
+    extra = (" + the project-written articles (data/extra)"
+             if data.get("extra_articles") and cfg.get("recipe") != "fewshot" else "")
     lines = [f"- base model: `{cfg['model']['name_or_path']}`",
              f"- training data: {_training_data(cfg, metrics, items_key)}{extra}",
              f"- dev data: {_dev_data(cfg)}",
@@ -150,9 +151,11 @@ def _dev_data(cfg: dict) -> str:
 
 def _topic_body(cfg: dict, metrics: dict) -> str:
     labels, text = cfg["data"]["labels"], cfg["text"]
+    fewshot = cfg.get("recipe") == "fewshot"
+    whole = "model (few-shot: mean-pooled encoder + linear head)" if fewshot else \
+        "model (encoder x n-gram expert, calibrated)"
     rows = [f"| {name} | {rep['n']} | {rep['macro_f1']:.3f} | {rep['accuracy']:.3f} |"
-            for name, rep in (("model (encoder x n-gram expert, calibrated)", metrics.get("dev")),
-                              ("encoder alone", metrics.get("dev_encoder_alone"))) if rep]
+            for name, rep in ((whole, metrics.get("dev")), ("encoder alone", metrics.get("dev_encoder_alone"))) if rep]
     prefix = text["prefix"]
     return "\n".join([
         "# xinwen topic classifier",
@@ -169,12 +172,7 @@ def _topic_body(cfg: dict, metrics: dict) -> str:
         "clf = NewsClassifier.from_pretrained(\"THIS_FOLDER\")",
         "clf.predict({\"title\": \"海关总署：前三季度进出口同比增长5%\", \"body\": \"...\"})",
         "```", "",
-        "With transformers alone (the encoder's answer; no n-gram expert, no calibration):", "",
-        "```python",
-        "from transformers import pipeline",
-        "clf = pipeline(\"text-classification\", model=\"THIS_FOLDER\")",
-        f"clf(\"{prefix}海关总署：前三季度进出口同比增长5%。海关总署今天发布...\", truncation=True)",
-        "```", "",
+        *(_mean_pooling_note() if fewshot else _pipeline_lines(prefix)),
         "## Input format", "",
         f"One string: `\"{prefix}\" + title + \"。\" + body` (no `。` when the title already ends in "
         "`。！？!?`; body newlines become spaces). A title alone or a body alone also works. Pass "
@@ -187,6 +185,21 @@ def _topic_body(cfg: dict, metrics: dict) -> str:
         "- A fixed label set: anything else is answered with the nearest label or the fallback label.",
         "- The plain `pipeline` answer can differ from xinwen's, which multiplies in an n-gram model "
         "over the whole article and applies the fitted temperature.", ""])
+
+
+def _pipeline_lines(prefix: str) -> list[str]:
+    return ["With transformers alone (the encoder's answer; no n-gram expert, no calibration):", "",
+            "```python",
+            "from transformers import pipeline",
+            "clf = pipeline(\"text-classification\", model=\"THIS_FOLDER\")",
+            f"clf(\"{prefix}海关总署：前三季度进出口同比增长5%。海关总署今天发布...\", truncation=True)",
+            "```", ""]
+
+
+def _mean_pooling_note() -> list[str]:
+    return ["Load it with xinwen, not `transformers.pipeline`: the head reads the mean of the token "
+            "states (`xinwen_pooling: mean` in `config.json`), and a plain pipeline would read the first "
+            "token instead and answer wrongly. `xinwen export` (int8, ONNX) keeps the pooling.", ""]
 
 
 def _headline_body(cfg: dict, metrics: dict) -> str:

@@ -207,7 +207,7 @@ def load_classifier_model(path, device: torch.device, quantize: str | None = Non
     check_classifier_folder(source, what="classifier path")
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     model = AutoModelForSequenceClassification.from_pretrained(source, trust_remote_code=trust_remote_code)
-    if uses_mean_pooling(model):  # a head fitted on mean-pooled features (inference/topic/pooling.py)
+    if uses_mean_pooling(model):  # a head fitted on mean-pooled features (inference/encoders/pooling.py)
         model = MeanPooledClassifier(model)
     model.eval()
     if quantize == "int8":

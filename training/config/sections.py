@@ -190,8 +190,8 @@ class FewshotSection:
     logistic-regression head on the mean-pooled embeddings - measured against a frozen probe and
     TF-IDF in docs/benchmarks.md ("Few-shot")."""
 
-    # Optimizer steps of the contrastive step; each embeds train.batch_size examples, a few of
-    # every label, and scores all pairs among them. 0 = no contrastive step (a linear probe on the
+    # Optimizer steps of the contrastive step; each embeds about train.batch_size examples (the
+    # same number of every label, at least 2) and scores all pairs among them. 0 = no contrastive step (a linear probe on the
     # frozen encoder). The cost does not grow with the number of examples.
     steps: int = 60
     # Learning rate of the unfrozen top layers (model.freeze_layers sets how many stay frozen).
@@ -242,6 +242,7 @@ class TopicConfig:
             if self.lexical.weight > 0:  # it is calibrated on a dev split, which this recipe does without
                 problems.append(f"lexical.weight: recipe: fewshot has no n-gram expert; expected 0, got "
                                 f"{self.lexical.weight}")
+            problems += fewshot_ignored_keys(self)
             if self.data.train is None and not labels:
                 problems.append("data.labels: expected the labels to describe when data.train is null, got []")
         else:
@@ -268,6 +269,16 @@ def builtin_problems(data, valid: tuple[str, ...], needs: str | None) -> list[st
         problems.append(f"data.dev: a file-based data.train ({data.train!r}) needs a dev file for {needs}; "
                         "set data.dev=PATH")
     return problems
+
+
+def fewshot_ignored_keys(cfg) -> list[str]:
+    """Keys of the full recipe that recipe: fewshot cannot honour, set to what it would need."""
+    wrong = [("model.prune_vocab", cfg.model.prune_vocab, False, "a few examples would drop pieces unseen text needs"),
+             ("model.freeze_embeddings", cfg.model.freeze_embeddings, True, "the examples' frozen states are cached"),
+             ("data.extra_articles", cfg.data.extra_articles, False, "it learns from data.train's examples only"),
+             ("train.head_init", cfg.train.head_init, "random", "its head is always fitted on the final embeddings")]
+    return [f"{key}: recipe: fewshot expects {expected} ({why}), got {value}; set {key}={str(expected).lower()} "
+            "or start from `xinwen configs fewshot`" for key, value, expected, why in wrong if value != expected]
 
 
 def description_problems(data, recipe: str) -> list[str]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections import Counter
 
 from xinwen.training.data.builtin import extra_articles, inews_topics
@@ -28,17 +29,35 @@ def load_records(spec: str, split: str, cfg: TopicConfig) -> list[dict]:
     return load_labelled(spec, d.title_column, d.body_column, d.label_column, d.id_column, d.labels)
 
 
+def draw_per_label(records: list[dict], per_label: int, seed: int) -> list[dict]:
+    """At most ``per_label`` records of each label, drawn with ``seed``, in file order."""
+    rng = random.Random(seed)
+    by_label: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        by_label.setdefault(record["label"], []).append(i)
+    chosen = sorted(i for rows in by_label.values() for i in (rng.sample(rows, per_label)
+                                                               if len(rows) > per_label else rows))
+    return [records[i] for i in chosen]
+
+
+def dev_spec(cfg: TopicConfig) -> str | None:
+    """The dev split a config names: data.dev, else the builtin corpus's own, else none."""
+    return cfg.data.dev or (cfg.data.train if cfg.data.train == BUILTIN_TOPICS else None)
+
+
 def load_topic_splits(cfg: TopicConfig) -> tuple[list[dict], list[dict]]:
     d = cfg.data
-    dev_spec = d.dev or (d.train if d.train == BUILTIN_TOPICS else None)
-    if d.train is None or dev_spec is None:  # a few-shot config: no dev split, maybe no examples
+    dev_from = dev_spec(cfg)
+    if d.train is None or dev_from is None:  # a few-shot config: no dev split, maybe no examples
         missing = "data.train" if d.train is None else "data.dev"
         raise DataError(f"{missing}: this config has none (recipe: {cfg.recipe} trains without it); "
                         "name the articles to use instead (xinwen eval --data FILE, first-stage --data/--holdout)")
     train = load_records(d.train, "train", cfg)
-    dev = load_records(dev_spec, "dev", cfg)
+    dev = load_records(dev_from, "dev", cfg)
     if d.extra_articles and d.train == BUILTIN_TOPICS:
         train = train + [r for r in extra_articles() if r["label"] in d.labels]
+    if d.examples_per_label:
+        train = draw_per_label(train, d.examples_per_label, cfg.train.seed)
     if cfg.train.max_train_items:
         train = train[: cfg.train.max_train_items]
     if cfg.train.max_eval_items:

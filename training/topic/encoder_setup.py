@@ -1,14 +1,32 @@
-"""What both topic recipes do to the encoder before training: freeze its bottom, and cut each
-training article to the one window it is trained on."""
+"""What both topic recipes do to the encoder before training: load it under a new head, freeze
+its bottom, and cut each training article to the one window it is trained on."""
 from __future__ import annotations
 
 import logging
 
+from xinwen.inference.encoders.loading import check_model_source
 from xinwen.inference.settings import TextSettings
 from xinwen.inference.text import ArticleText
 from xinwen.inference.topic.classifier import encode_for_classifier
 
 logger = logging.getLogger(__name__)
+
+
+def classifier_from_encoder(cfg, labels: list[str]):
+    """(model, tokenizer): ``cfg.model.name_or_path`` under a new classification head over ``labels``."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    source = check_model_source(cfg.model.name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.model.trust_remote_code)
+    extra_kwargs = {}
+    if cfg.model.attention_dropout is not None:
+        extra_kwargs["attention_probs_dropout_prob"] = cfg.model.attention_dropout
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        trust_remote_code=cfg.model.trust_remote_code, **extra_kwargs,
+    )
+    return model, tokenizer
 
 
 def freeze_bottom(model, n_layers: int, embeddings: bool) -> None:

@@ -15,9 +15,9 @@ from xinwen.training.topic.metrics import classification_report, expected_calibr
 from xinwen.training.config.sections import TopicConfig, load_config
 from xinwen.training.config.loading import ConfigError
 from xinwen.training.data.files import DataError, check_saved_data, load_labelled
-from xinwen.training.topic.fewshot.recipe import fewshot_examples
 from xinwen.training.topic.lexical_fit import fit_tfidf
-from xinwen.training.data.topic import BUILTIN_TOPICS, load_records, load_topic_splits
+from xinwen.training.data.fewshot import fewshot_data
+from xinwen.training.data.topic import dev_spec, load_records, load_topic_splits
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +55,7 @@ def spec_records(spec: str, split: str, cfg: TopicConfig, labelled: bool = True)
 
 def _eval_records(cfg: TopicConfig, data: str | None) -> tuple[str, list[dict]]:
     if data is None:
-        spec = cfg.data.dev or (BUILTIN_TOPICS if cfg.recipe == "finetune" or cfg.data.train == BUILTIN_TOPICS
-                                else None)
+        spec = dev_spec(cfg)
         if spec is None:
             raise DataError("this folder was trained without a dev split (recipe: fewshot); "
                             "pass the labelled articles to evaluate on: xinwen eval DIR --data FILE")
@@ -67,7 +66,7 @@ def _eval_records(cfg: TopicConfig, data: str | None) -> tuple[str, list[dict]]:
 def training_records(cfg: TopicConfig) -> list[dict]:
     """The records a folder's model learnt from: the baseline trains on the same ones."""
     if cfg.recipe == "fewshot":
-        return fewshot_examples(cfg)[0]
+        return fewshot_data(cfg).examples
     return load_topic_splits(cfg)[0]
 
 

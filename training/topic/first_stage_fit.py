@@ -23,7 +23,7 @@ from xinwen.inference.text import ArticleText, as_article, classifier_text
 from xinwen.training.config.sections import TopicConfig, load_config
 from xinwen.training.data.files import DataError, check_saved_data
 from xinwen.training.topic.ngram_fit import fit_ngram_model
-from xinwen.training.data.topic import BUILTIN_TOPICS, load_topic_splits
+from xinwen.training.data.topic import dev_spec, load_topic_splits
 from xinwen.training.topic.evaluate import spec_records
 
 logger = logging.getLogger(__name__)
@@ -90,8 +90,13 @@ def fit_first_stage(opts: FirstStageOptions) -> dict:
     if opts.data is None and opts.holdout is None:
         fit_records, hold_records = load_topic_splits(cfg)
     else:
-        fit_records = spec_records(opts.data or cfg.data.train, "train", cfg, labelled=False)
-        hold_records = spec_records(opts.holdout or cfg.data.dev or BUILTIN_TOPICS, "dev", cfg, labelled=False)
+        fit_spec, hold_spec = opts.data or cfg.data.train, opts.holdout or dev_spec(cfg)
+        if fit_spec is None or hold_spec is None:  # a few-shot folder: no training file, or no dev split
+            flag = "--data" if fit_spec is None else "--holdout"
+            raise DataError(f"{flag}: the model's config has no {'training' if fit_spec is None else 'dev'} "
+                            f"split to default to; pass {flag} FILE (unlabelled articles will do)")
+        fit_records = spec_records(fit_spec, "train", cfg, labelled=False)
+        hold_records = spec_records(hold_spec, "dev", cfg, labelled=False)
     if not fit_records or not hold_records:
         raise DataError("first stage: the fitting and the held-out articles must both be non-empty")
     labels = list(teacher.labels)

@@ -29,7 +29,7 @@ from xinwen.training.data.topic import load_topic_splits
 from xinwen.training.loop import LengthBucketSampler, Task, TrainingRun, run_training
 from xinwen.training.model_card import write_model_card
 from xinwen.training.run_folder import RunFolder, data_fingerprint
-from xinwen.training.topic.encoder_setup import freeze_bottom, training_windows
+from xinwen.training.topic.encoder_setup import classifier_from_encoder, freeze_bottom, training_windows
 from xinwen.training.topic.head_init import linear_probe_init
 from xinwen.training.topic.lexical_fit import fit_lexical_expert, same_fit_as_baseline
 from xinwen.training.topic.metrics import classification_report, expected_calibration_error, fit_temperature
@@ -143,18 +143,8 @@ class TopicSetup:
 
     def _load_model(self):
         """The encoder with a new classification head, vocabulary pruned, bottom layers frozen."""
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        cfg, labels = self.cfg, self.data.labels
-        source = check_model_source(cfg.model.name_or_path)
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.model.trust_remote_code)
-        extra_kwargs = {}
-        if cfg.model.attention_dropout is not None:
-            extra_kwargs["attention_probs_dropout_prob"] = cfg.model.attention_dropout
-        model = AutoModelForSequenceClassification.from_pretrained(
-            source, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=self.data.label2id,
-            trust_remote_code=cfg.model.trust_remote_code, **extra_kwargs,
-        )
+        cfg = self.cfg
+        model, tokenizer = classifier_from_encoder(cfg, self.data.labels)
         if cfg.model.prune_vocab:
             texts = [classifier_text(a, cfg.text.prefix) for a in self.data.train_articles]
             model, tokenizer = prune_vocabulary(model, tokenizer, texts)
@@ -219,11 +209,7 @@ def finalize_topic(cfg: TopicConfig, data: TopicData, setup: TopicSetup, run: Tr
     calibration = _calibrate(probs, data)
     setup.settings.temperature = calibration["temperature"]
 
-    best.save_pretrained(out, safe_serialization=True)
-    setup.tokenizer.save_pretrained(out)
-    setup.settings.save(out)
-    remove_first_stage(out)  # one distilled from an earlier model in this folder no longer applies
-    remove_lexical(out)
+    save_topic_folder(out, best, setup.tokenizer, setup.settings)
     dev_report, lexical = calibration["encoder_report"], None
     if cfg.lexical.weight > 0:
         lexical, fused = fit_lexical_expert(cfg.lexical, data.train_records, clf, data.dev_articles,
@@ -248,6 +234,16 @@ def finalize_topic(cfg: TopicConfig, data: TopicData, setup: TopicSetup, run: Tr
                 calibration["ece_after"], time.time() - t0)
     baseline = lexical.ngrams if lexical is not None and same_fit_as_baseline(cfg.lexical) else None
     return TopicTrainingResult(out, metrics, dev_probabilities=probs, fitted_baseline=baseline)
+
+
+def save_topic_folder(out: Path, model, tokenizer, settings: ClassifierSettings) -> None:
+    """Weights (safetensors), tokenizer and settings into ``out``; a first stage or lexical expert
+    an earlier model left there no longer applies and is removed (finalize refits the expert)."""
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    settings.save(out)
+    remove_first_stage(out)
+    remove_lexical(out)
 
 
 def _calibrate(probs: torch.Tensor, data: TopicData) -> dict:
