@@ -120,7 +120,7 @@ def check_folder_agrees(learner: FewshotLearner, scored: ScoredSets, count: int 
     """Save the learner as the recipe does and compare the folder's `NewsClassifier` answers with
     the cached-state predictions on ``count`` scored articles; returns the agreement."""
     name = next(iter(scored.states))
-    learner.finalize([], time.time())
+    learner.finalize(time.time())
     clf = NewsClassifier.from_pretrained(learner.cfg.train.output_dir, device="cpu")
     records = scored.records[name][:count]
     from_folder = [p.label for p in clf.predict([{"title": r["title"], "body": r["body"]} for r in records])]

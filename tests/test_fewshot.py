@@ -154,6 +154,9 @@ def test_labels_come_from_the_file_when_data_labels_is_empty(tiny_encoder_dir, t
     (["data.train=null"], "data.label_descriptions"),  # zero-shot needs every label described
     (["lexical.weight=0.5"], "lexical.weight"),
     (["data.label_descriptions.energy=能源"], "data.label_descriptions"),  # not a label
+    (["model.prune_vocab=true"], "model.prune_vocab"),  # keys the recipe cannot honour are named
+    (["data.extra_articles=true"], "data.extra_articles"),
+    (["train.head_init=linear_probe"], "train.head_init"),
 ])
 def test_misconfigured_fewshot_runs_are_refused_with_the_key(tiny_encoder_dir, tmp_path, overrides, key):
     with pytest.raises(ConfigError) as err:
@@ -191,3 +194,24 @@ def test_eval_of_a_fewshot_folder_asks_for_data_and_trains_the_baseline_on_its_e
     train_fewshot(load_config(None, fewshot_overrides(tiny_encoder_dir, zero, "data.train=null") + [
         f"data.label_descriptions.{label}={text}" for label, text in DESCRIPTIONS.items()]))
     assert set(evaluate_topic_folder(str(zero), data=str(held_out))["systems"]) == {"xinwen"}  # nothing to fit TF-IDF on
+
+
+def test_a_file_record_without_a_label_is_named_when_labels_come_from_the_file(tiny_encoder_dir, tmp_path):
+    from xinwen.training.data.files import DataError
+
+    recs = topic_records(2)
+    recs[3] = {k: v for k, v in recs[3].items() if k != "label"}
+    train = write_jsonl(tmp_path / "mine.jsonl", recs)
+    cfg = load_config(None, fewshot_overrides(tiny_encoder_dir, tmp_path / "x", f"data.train={train}", "data.labels=[]"))
+    with pytest.raises(DataError, match=recs[3]["id"]):
+        train_fewshot(cfg)
+    assert not (tmp_path / "x").exists()  # refused before the output folder is claimed
+
+
+def test_freezing_every_layer_is_refused_before_training(tiny_encoder_dir, tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", topic_records(2))
+    cfg = load_config(None, fewshot_overrides(tiny_encoder_dir, tmp_path / "x", f"data.train={train}",
+                                              "model.freeze_layers=2"))  # the tiny encoder has 2 layers
+    with pytest.raises(ConfigError, match="model.freeze_layers"):
+        train_fewshot(cfg)
+    assert not (tmp_path / "x").exists()  # the output folder is not claimed by a run that cannot train

@@ -54,7 +54,7 @@ def train_fewshot(cfg: TopicConfig, overwrite: bool = False) -> TopicTrainingRes
     """Train ``cfg`` (recipe: fewshot) into ``cfg.train.output_dir``: refuse a folder holding
     another run (unless ``overwrite``), or return at once when it already holds this one."""
     t0 = time.time()
-    check_model_source(cfg.model.name_or_path)  # a wrong path fails before the folder is claimed
+    check_layers_left_to_train(cfg)  # a wrong path or layer count fails before the folder is claimed
     data = fewshot_data(cfg)
     missing = missing_labels(data)
     if missing:
@@ -174,6 +174,19 @@ class FewshotLearner:
         return classification_report([r["label"] for r in self.data.dev], predicted, self.labels)
 
 
+def check_layers_left_to_train(cfg: TopicConfig) -> None:
+    """model.freeze_layers must leave a layer for the contrastive step (read from config.json)."""
+    from transformers import AutoConfig
+
+    source = check_model_source(cfg.model.name_or_path)
+    layers = getattr(AutoConfig.from_pretrained(source, trust_remote_code=cfg.model.trust_remote_code),
+                     "num_hidden_layers", None)
+    if cfg.fewshot.steps and layers is not None and cfg.model.freeze_layers >= layers:
+        raise ConfigError([f"model.freeze_layers: expected fewer than the encoder's {layers} layers when "
+                           f"fewshot.steps > 0 (nothing would train), got {cfg.model.freeze_layers}; or set "
+                           "fewshot.steps=0 for a probe on the frozen encoder"], "config")
+
+
 def load_encoder(cfg: TopicConfig, labels: list[str]):
     """The encoder with a new linear head, bottom layers and embeddings frozen (no vocabulary
     pruning: a few examples would drop pieces that unseen articles need)."""
@@ -182,11 +195,6 @@ def load_encoder(cfg: TopicConfig, labels: list[str]):
         raise ConfigError([f"model.name_or_path: recipe: fewshot fits a single linear head on mean-pooled states; "
                            f"{type(model).__name__} has {type(getattr(model, 'classifier', None)).__name__} "
                            "(use a BERT-style encoder such as the builtin e5)"], "config")
-    layers = model.config.num_hidden_layers
-    if cfg.fewshot.steps and cfg.model.freeze_layers >= layers:
-        raise ConfigError([f"model.freeze_layers: expected fewer than the encoder's {layers} layers when "
-                           f"fewshot.steps > 0 (nothing would train), got {cfg.model.freeze_layers}; or set "
-                           "fewshot.steps=0 for a probe on the frozen encoder"], "config")
     tokenizer.model_max_length = cfg.text.max_length
     freeze_bottom(model, cfg.model.freeze_layers, embeddings=True)
     return model, tokenizer
