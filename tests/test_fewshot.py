@@ -164,9 +164,19 @@ def test_misconfigured_fewshot_runs_are_refused_with_the_key(tiny_encoder_dir, t
     assert key in str(err.value)
 
 
-def test_descriptions_are_refused_by_the_full_recipe():
-    with pytest.raises(ConfigError, match="recipe: fewshot"):
-        load_config(None, ["data.label_descriptions.trade=海关贸易"])
+def test_the_full_recipe_trains_on_each_description_as_one_more_example(tmp_path):
+    from xinwen.training.data.topic import load_topic_splits
+
+    records = [r for r in topic_records(3) if r["label"] != "trade"]  # trade: no article at all
+    train = write_jsonl(tmp_path / "train.jsonl", records)
+    cfg = load_config(None, [f"data.train={train}", f"data.dev={train}", "data.examples_per_label=1",
+                             f"data.label_descriptions.trade={DESCRIPTIONS['trade']}"])
+    fit, dev = load_topic_splits(cfg)
+    described = [r for r in fit if r["label"] == "trade"]
+    assert [(r["id"], r["body"]) for r in described] == [("description:trade", DESCRIPTIONS["trade"])]
+    assert len(fit) == 4 + 1 and "trade" not in {r["label"] for r in dev}  # drawn 1 per label, then added
+    with pytest.raises(ConfigError, match="energy"):
+        load_config(None, ["data.label_descriptions.energy=能源"])  # not a label of data.labels
 
 
 def test_cli_trains_the_bundled_fewshot_config_on_a_file(tiny_encoder_dir, tmp_path):

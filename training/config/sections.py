@@ -83,9 +83,9 @@ class DataSection:
     # run from a large labelled file, and the learning curves in docs/benchmarks.md.
     examples_per_label: int = 0
     # One short description per label ("能源、电力、煤炭……"), our own words or a guideline's
-    # definition; recipe: fewshot uses them as an extra example of their label, and a label
-    # with no example, or a config with no data.train, is classified from its description alone
-    # (zero-shot). Keys must be labels of data.labels.
+    # definition; both recipes add each as one more training example of its label. Under
+    # recipe: fewshot a label with no example, or a config with no data.train, is classified
+    # from its description alone (zero-shot). Keys must be labels of data.labels.
     label_descriptions: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -288,9 +288,6 @@ def description_problems(data, recipe: str) -> list[str]:
                 "add the label" for key in described if data.labels and key not in data.labels]
     problems += [f"data.label_descriptions.{key}: expected a non-empty text, got {text!r}"
                  for key, text in described.items() if not isinstance(text, str) or not text.strip()]
-    if described and recipe != "fewshot":
-        problems.append("data.label_descriptions: only recipe: fewshot uses them (xinwen train fewshot); "
-                        "remove them or set recipe=fewshot (configs/fewshot.yaml)")
     if data.train is None and recipe == "fewshot":
         missing = [label for label in data.labels if label not in described]
         if missing:

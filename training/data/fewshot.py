@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from xinwen.inference.settings import TOPIC_LABELS
 from xinwen.training.config.sections import BUILTIN_TOPICS, TopicConfig
 from xinwen.training.data.files import DataError, load_labelled
-from xinwen.training.data.topic import dev_spec, draw_per_label, load_records
+from xinwen.training.data.topic import description_records, dev_spec, draw_per_label, load_records
 
 logger = logging.getLogger(__name__)
-DESCRIPTION_ID = "description:"  # id prefix of a label description used as an example
 
 
 @dataclass
@@ -39,8 +38,7 @@ def fewshot_data(cfg: TopicConfig) -> FewshotData:
         raise DataError("\n".join(problems))
     if d.examples_per_label:
         examples = draw_per_label(examples, d.examples_per_label, cfg.train.seed)
-    descriptions = [{"id": DESCRIPTION_ID + label, "title": "", "body": text, "label": label}
-                    for label, text in d.label_descriptions.items()]
+    descriptions = description_records(cfg)
     spec = dev_spec(cfg)
     dev = load_records(spec, "dev", _with_labels(cfg, labels)) if spec else []
     logger.info("few-shot examples: %d %s, descriptions of %s%s", len(examples),

@@ -10,6 +10,7 @@ from xinwen.training.config.sections import BUILTIN_TOPICS, TopicConfig
 from xinwen.training.data.files import DataError, load_labelled
 
 logger = logging.getLogger(__name__)
+DESCRIPTION_ID = "description:"  # id prefix of a label description used as an example
 
 
 def load_records(spec: str, split: str, cfg: TopicConfig) -> list[dict]:
@@ -40,6 +41,12 @@ def draw_per_label(records: list[dict], per_label: int, seed: int) -> list[dict]
     return [records[i] for i in chosen]
 
 
+def description_records(cfg: TopicConfig) -> list[dict]:
+    """One training record per data.label_descriptions entry: the description is its body."""
+    return [{"id": DESCRIPTION_ID + label, "title": "", "body": text, "label": label}
+            for label, text in cfg.data.label_descriptions.items()]
+
+
 def dev_spec(cfg: TopicConfig) -> str | None:
     """The dev split a config names: data.dev, else the builtin corpus's own, else none."""
     return cfg.data.dev or (cfg.data.train if cfg.data.train == BUILTIN_TOPICS else None)
@@ -60,6 +67,7 @@ def load_topic_splits(cfg: TopicConfig) -> tuple[list[dict], list[dict]]:
         train = draw_per_label(train, d.examples_per_label, cfg.train.seed)
     if cfg.train.max_train_items:
         train = train[: cfg.train.max_train_items]
+    train = train + description_records(cfg)  # never drawn or cut: the user wrote each one
     if cfg.train.max_eval_items:
         dev = dev[: cfg.train.max_eval_items]
     for name, records in (("train", train), ("dev", dev)):
