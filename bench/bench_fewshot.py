@@ -4,7 +4,7 @@
     python bench/bench_fewshot.py --work /tmp/fewshot2 --label-set topics2 --sizes 16
 
 For each size n and draw d, n examples per label are drawn (seed d) from the training pool and
-three learners get exactly those examples:
+four learners get exactly those examples:
 
 * ``tfidf``: character TF-IDF + logistic regression, as `xinwen eval` fits its baseline;
 * ``probe``: the recipe with no contrastive step (``fewshot.steps=0``): a logistic
@@ -178,6 +178,7 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    OUT.mkdir(parents=True, exist_ok=True)
     labels, pool, fixed_sets = label_set_data(args.label_set, args.newspaper_sample)
     results: dict = {}
     zero_learner, zero_cfg = run_learner("zero-shot", labels, [], 0, work, args.label_set)

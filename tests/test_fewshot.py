@@ -138,7 +138,13 @@ def test_a_label_without_examples_is_learnt_from_its_description(tiny_encoder_di
     saved = json.loads((out / "metrics.json").read_text())
     assert "trade" not in saved["examples_per_label"] and saved["descriptions"] == ["trade"]
     clf = NewsClassifier.from_pretrained(out)
-    assert "trade" in clf.labels  # learnt from its description alone
+    # Learnt from its description alone: the description itself is read as trade. A label with no
+    # row at all would get the head's "absent" bias and never be predicted.
+    assert clf.predict({"title": "", "body": DESCRIPTIONS["trade"]}).label == "trade"
+    from xinwen.training.topic.evaluate import training_records
+
+    baseline_rows = training_records(load_config(str(out / "config.yaml")))  # what `xinwen eval` fits TF-IDF on
+    assert [r["body"] for r in baseline_rows if r["label"] == "trade"] == [DESCRIPTIONS["trade"]]
 
 
 def test_labels_come_from_the_file_when_data_labels_is_empty(tiny_encoder_dir, tmp_path):
@@ -157,6 +163,8 @@ def test_labels_come_from_the_file_when_data_labels_is_empty(tiny_encoder_dir, t
     (["model.prune_vocab=true"], "model.prune_vocab"),  # keys the recipe cannot honour are named
     (["data.extra_articles=true"], "data.extra_articles"),
     (["train.head_init=linear_probe"], "train.head_init"),
+    (["train.lr=1e-5"], "fewshot.lr"),  # full-recipe keys it never reads are refused, naming what to use
+    (["data.fallback_per_epoch=10"], "data.fallback_per_epoch"),
 ])
 def test_misconfigured_fewshot_runs_are_refused_with_the_key(tiny_encoder_dir, tmp_path, overrides, key):
     with pytest.raises(ConfigError) as err:
@@ -174,7 +182,8 @@ def test_the_full_recipe_trains_on_each_description_as_one_more_example(tmp_path
     fit, dev = load_topic_splits(cfg)
     described = [r for r in fit if r["label"] == "trade"]
     assert [(r["id"], r["body"]) for r in described] == [("description:trade", DESCRIPTIONS["trade"])]
-    assert len(fit) == 4 + 1 and "trade" not in {r["label"] for r in dev}  # drawn 1 per label, then added
+    assert len(fit) == 4 + 1  # drawn 1 per label, then the description added
+    assert not [r for r in dev if r["id"].startswith("description:")]  # nothing is scored against a description
     with pytest.raises(ConfigError, match="energy"):
         load_config(None, ["data.label_descriptions.energy=能源"])  # not a label of data.labels
 
@@ -184,8 +193,18 @@ def test_cli_trains_the_bundled_fewshot_config_on_a_file(tiny_encoder_dir, tmp_p
     out = tmp_path / "cli"
     code = main(["train", "fewshot", f"data.train={train}", "data.examples_per_label=0",
                  *fewshot_overrides(tiny_encoder_dir, out)[1:]])
-    assert code == 0 and (out / "model.safetensors").is_file() and (out / "README.md").is_file()
-    assert main(["train", "fewshot", "data.train=/no/such.jsonl", f"train.output_dir={tmp_path / 'y'}"]) == 2
+    assert code == 0 and (out / "model.safetensors").is_file()
+    card = (out / "README.md").read_text()  # the model card speaks of this recipe, not the full one
+    assert "head: logistic regression, C=" in card and "No dev data was scored" in card
+    assert "best epoch" not in card and "n-gram" not in card and "web news" not in card
+
+
+def test_a_missing_training_file_exits_2_naming_it_before_the_encoder_loads(tmp_path, caplog):
+    missing = tmp_path / "no" / "such.jsonl"
+    code = main(["train", "fewshot", f"data.train={missing}", "model.name_or_path=/no/encoder/either",
+                 f"train.output_dir={tmp_path / 'y'}"])
+    assert code == 2 and str(missing) in caplog.text and "/no/encoder/either" not in caplog.text
+    assert not (tmp_path / "y").exists()
 
 
 def test_eval_of_a_fewshot_folder_asks_for_data_and_trains_the_baseline_on_its_examples(tiny_encoder_dir, tmp_path):
@@ -213,9 +232,64 @@ def test_a_file_record_without_a_label_is_named_when_labels_come_from_the_file(t
     recs[3] = {k: v for k, v in recs[3].items() if k != "label"}
     train = write_jsonl(tmp_path / "mine.jsonl", recs)
     cfg = load_config(None, fewshot_overrides(tiny_encoder_dir, tmp_path / "x", f"data.train={train}", "data.labels=[]"))
-    with pytest.raises(DataError, match=recs[3]["id"]):
+    with pytest.raises(DataError, match=r"mine.jsonl:4: no label"):
         train_fewshot(cfg)
     assert not (tmp_path / "x").exists()  # refused before the output folder is claimed
+
+
+@pytest.mark.parametrize("bad, expected", [(3, r"mine.jsonl:2: label 3 is int, expected text"),
+                                           ("  ", r"mine.jsonl:2: no label")])
+def test_a_label_that_is_no_text_is_named_with_its_line(tiny_encoder_dir, tmp_path, bad, expected):
+    from xinwen.training.data.files import DataError
+
+    recs = topic_records(2)
+    recs[1]["label"] = bad
+    train = write_jsonl(tmp_path / "mine.jsonl", recs)
+    cfg = load_config(None, fewshot_overrides(tiny_encoder_dir, tmp_path / "x", f"data.train={train}", "data.labels=[]"))
+    with pytest.raises(DataError, match=expected):
+        train_fewshot(cfg)
+
+
+def test_labels_from_the_file_are_stripped_of_spaces(tiny_encoder_dir, tmp_path):
+    from xinwen.training.data.fewshot import labels_of_file
+
+    recs = [dict(r, label=f" {r['label']} ") if i % 2 else r for i, r in enumerate(topic_records(2))]
+    train = write_jsonl(tmp_path / "mine.jsonl", recs)
+    labels, _ = labels_of_file(load_config(None, fewshot_overrides(tiny_encoder_dir, tmp_path / "x",
+                                                                   f"data.train={train}", "data.labels=[]")))
+    assert sorted(labels) == sorted({r["label"] for r in topic_records(2)})
+
+
+def test_a_fallback_outside_the_builtin_labels_is_refused_when_labels_come_from_it(tiny_encoder_dir, tmp_path):
+    from xinwen.training.data.files import DataError
+
+    cfg = load_config(None, fewshot_overrides(tiny_encoder_dir, tmp_path / "x", "data.train=builtin:inews-topics",
+                                              "data.labels=[]", "data.fallback_label=misc"))
+    with pytest.raises(DataError, match="data.fallback_label.*misc"):
+        train_fewshot(cfg)
+
+
+def test_a_multi_process_launch_is_refused(tiny_encoder_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    train = write_jsonl(tmp_path / "train.jsonl", topic_records(2))
+    with pytest.raises(ConfigError, match="single process"):
+        train_fewshot(load_config(None, fewshot_overrides(tiny_encoder_dir, tmp_path / "x", f"data.train={train}")))
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_full_recipe_started_from_a_fewshot_folder_drops_its_mean_pooling(tiny_encoder_dir, tmp_path):
+    from xinwen.inference.encoders.pooling import POOLING_KEY
+    from xinwen.training.topic.encoder_setup import classifier_from_encoder
+
+    train = write_jsonl(tmp_path / "train.jsonl", topic_records(2))
+    fewshot_folder = tmp_path / "fs"
+    train_fewshot(load_config(None, fewshot_overrides(tiny_encoder_dir, fewshot_folder, f"data.train={train}")))
+    assert json.loads((fewshot_folder / "config.json").read_text())[POOLING_KEY] == "mean"
+    model, _ = classifier_from_encoder(load_config(None, [f"model.name_or_path={fewshot_folder}"]),
+                                       ["industry_policy", "transport", "trade", "safety", "other"])
+    assert getattr(model.config, POOLING_KEY, None) is None
+    model.save_pretrained(tmp_path / "full")
+    assert POOLING_KEY not in json.loads((tmp_path / "full" / "config.json").read_text())
 
 
 def test_freezing_every_layer_is_refused_before_training(tiny_encoder_dir, tmp_path):

@@ -65,7 +65,7 @@ def test_a_training_row_without_a_label_says_the_field_is_missing(tmp_path):
     path = write_jsonl(tmp_path / "t.jsonl", recs)
     with pytest.raises(DataError) as err:
         load_labelled(path, "title", "body", "label", "id", ["industry_policy", "transport", "trade", "safety", "other"])
-    assert "t.jsonl:2: no label (field 'label' is missing or null); expected one of" in str(err.value)
+    assert "t.jsonl:2: no label (field 'label' is missing, null or blank); expected one of" in str(err.value)
     assert "t.jsonl:4: no label" in str(err.value) and "label None" not in str(err.value)
 
 

@@ -123,10 +123,20 @@ def _training_lines(cfg: dict, metrics: dict, items_key: str) -> list[str]:
              f"- training data: {_training_data(cfg, metrics, items_key)}{extra}",
              f"- dev data: {_dev_data(cfg)}",
              f"- trained: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d} (UTC), "
-             f"{metrics.get('train_seconds', '?')} s, best epoch {metrics.get('best_epoch', '?')}, "
-             f"seed {cfg['train']['seed']}",
+             f"{metrics.get('train_seconds', '?')} s, {_chosen_by(cfg, metrics)}, seed {cfg['train']['seed']}",
              "- the full resolved config is `config.yaml` in this folder; figures are in `metrics.json`"]
     return lines
+
+
+def _chosen_by(cfg: dict, metrics: dict) -> str:
+    """What picked the saved weights: the best dev epoch, or (few-shot) the head's fit."""
+    if cfg.get("recipe") != "fewshot":
+        return f"best epoch {metrics.get('best_epoch', '?')}"
+    if metrics.get("head") == "description_prototypes":
+        return "head: the descriptions' embeddings (nothing trained)"
+    cv = metrics.get("cross_validated_macro_f1")
+    return f"head: logistic regression, C={metrics.get('C', '?')}" + (
+        f" (cross-validated macro-F1 {cv:.3f} on the examples)" if cv is not None else "")
 
 
 def _training_data(cfg: dict, metrics: dict, items_key: str) -> str:
@@ -164,8 +174,9 @@ def _topic_body(cfg: dict, metrics: dict) -> str:
         f"(`{cfg['data']['fallback_label']}` = none of the topics).",
         "",
         "## Training", "", *_training_lines(cfg, metrics, "train_records"), "",
-        "## Results on the dev data", "",
-        "| model | articles | macro-F1 | accuracy |", "|---|---|---|---|", *rows, "",
+        *(["## Results on the dev data", "", "| model | articles | macro-F1 | accuracy |", "|---|---|---|---|",
+           *rows, ""] if rows else ["## Results", "", "No dev data was scored; `xinwen eval THIS_FOLDER --data "
+                                    "FILE` scores it on labelled articles beside TF-IDF.", ""]),
         "## How to load", "",
         "```python",
         "from xinwen.inference import NewsClassifier  # pip install xinwen",
@@ -179,12 +190,18 @@ def _topic_body(cfg: dict, metrics: dict) -> str:
         f"`truncation=True`: the model reads {text['max_length']} tokens. xinwen reads long articles as "
         f"`{text['long_text']}` and cleans web titles first. The same description is in `config.json` "
         f"under `{INPUT_FORMAT_KEY}`.", "",
-        "## Limits", "",
-        "- Trained on Chinese (simplified) web news; other registers and languages score lower "
-        "(see the project's docs/benchmarks.md for newspaper articles).",
-        "- A fixed label set: anything else is answered with the nearest label or the fallback label.",
-        "- The plain `pipeline` answer can differ from xinwen's, which multiplies in an n-gram model "
-        "over the whole article and applies the fitted temperature.", ""])
+        "## Limits", "", *_limits(cfg), ""])
+
+
+def _limits(cfg: dict) -> list[str]:
+    fixed = "- A fixed label set: anything else is answered with the nearest label or the fallback label."
+    if cfg.get("recipe") == "fewshot":
+        return ["- Learnt from a few examples per label (or descriptions alone): expect errors on articles "
+                "unlike them; the project's docs/benchmarks.md has learning curves at 8-128 per label.", fixed]
+    return ["- Trained on Chinese (simplified) web news; other registers and languages score lower "
+            "(see the project's docs/benchmarks.md for newspaper articles).", fixed,
+            "- The plain `pipeline` answer can differ from xinwen's, which multiplies in an n-gram model "
+            "over the whole article and applies the fitted temperature."]
 
 
 def _pipeline_lines(prefix: str) -> list[str]:

@@ -2,8 +2,8 @@
 
 A BERT-style ``...ForSequenceClassification`` reads its head off the first token (through the
 pooler). e5, the offline encoder, was trained to embed a text as the mean of its token states, and
-the few-shot recipe (training/topic/fewshot/) fits its head on those L2-normalised means: on 16
-examples per label the first token gives a much weaker probe (docs/benchmarks.md, "Few-shot").
+the few-shot recipe (training/topic/fewshot/) fits its head on those L2-normalised means, the
+embedding the encoder was trained to give (first-token pooling was not measured against it).
 Such a folder is still an ordinary transformers folder; its ``config.json`` carries
 ``xinwen_pooling: "mean"``, and ``load_classifier_model`` wraps the model in
 ``MeanPooledClassifier`` so that every xinwen path (predict, score, eval, int8, ONNX export) reads

@@ -1,7 +1,7 @@
 """Typed configs for the two training tasks. Every default lives here, with the reason for it."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -190,9 +190,10 @@ class FewshotSection:
     logistic-regression head on the mean-pooled embeddings - measured against a frozen probe and
     TF-IDF in docs/benchmarks.md ("Few-shot")."""
 
-    # Optimizer steps of the contrastive step; each embeds about train.batch_size examples (the
-    # same number of every label, at least 2) and scores all pairs among them. 0 = no contrastive step (a linear probe on the
-    # frozen encoder). The cost does not grow with the number of examples.
+    # Optimizer steps of the contrastive step; each embeds train.batch_size // labels examples of
+    # every label (at least 2 of each: 15 for 5 labels, 12 for 6) and scores all pairs among them.
+    # 0 = no contrastive step (a linear probe on the frozen encoder). The cost does not grow with
+    # the number of examples.
     steps: int = 60
     # Learning rate of the unfrozen top layers (model.freeze_layers sets how many stay frozen).
     lr: float = 5.0e-5
@@ -277,8 +278,29 @@ def fewshot_ignored_keys(cfg) -> list[str]:
              ("model.freeze_embeddings", cfg.model.freeze_embeddings, True, "the examples' frozen states are cached"),
              ("data.extra_articles", cfg.data.extra_articles, False, "it learns from data.train's examples only"),
              ("train.head_init", cfg.train.head_init, "random", "its head is always fitted on the final embeddings")]
-    return [f"{key}: recipe: fewshot expects {expected} ({why}), got {value}; set {key}={str(expected).lower()} "
-            "or start from `xinwen configs fewshot`" for key, value, expected, why in wrong if value != expected]
+    problems = [f"{key}: recipe: fewshot expects {expected} ({why}), got {value}; set {key}={str(expected).lower()} "
+                "or start from `xinwen configs fewshot`" for key, value, expected, why in wrong if value != expected]
+    return problems + fewshot_unused_keys(cfg)
+
+
+# Full-recipe keys the few-shot recipe never reads, with what to set instead. A value other than
+# the default is refused rather than silently ignored (a user who sets train.lr expects an effect).
+FEWSHOT_UNUSED = {"train.lr": "fewshot.lr", "train.head_lr": "fewshot.head_c (the head is a fitted regression)",
+                  "train.class_weighting": None, "train.label_smoothing": None, "train.prior_correction": None,
+                  "train.max_train_items": "data.examples_per_label", "data.fallback_per_epoch": None}
+
+
+def fewshot_unused_keys(cfg) -> list[str]:
+    problems = []
+    for key, instead in FEWSHOT_UNUSED.items():
+        section_name, name = key.split(".")
+        section = getattr(cfg, section_name)
+        default = next(f.default for f in fields(section) if f.name == name)
+        if getattr(section, name) != default:
+            hint = f"use {instead}" if instead else "remove it"
+            problems.append(f"{key}: recipe: fewshot does not use this full-recipe key, got {getattr(section, name)!r} "
+                            f"(default {default!r}); {hint}")
+    return problems
 
 
 def description_problems(data, recipe: str) -> list[str]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from xinwen.inference.settings import TOPIC_LABELS
 from xinwen.training.config.sections import BUILTIN_TOPICS, TopicConfig
-from xinwen.training.data.files import DataError, load_labelled
+from xinwen.training.data.files import ANY_TEXT_LABEL, DataError, load_labelled
 from xinwen.training.data.topic import description_records, dev_spec, draw_per_label, load_records
 
 logger = logging.getLogger(__name__)
@@ -49,21 +49,20 @@ def fewshot_data(cfg: TopicConfig) -> FewshotData:
 
 def labels_of_file(cfg: TopicConfig) -> tuple[list[str], list[dict]]:
     """The labels of data.train in first-seen order (then described labels it lacks), and its
-    records; every record must carry a label, and data.fallback_label must be among them."""
+    records; every record must carry a text label, and data.fallback_label must be among them."""
     d = cfg.data
-    if d.train == BUILTIN_TOPICS:
-        return list(TOPIC_LABELS), load_records(d.train, "train", _with_labels(cfg, list(TOPIC_LABELS)))
-    records = load_labelled(d.train, d.title_column, d.body_column, d.label_column, d.id_column, None)
-    unlabelled = [r["id"] for r in records if not isinstance(r.get("label"), str) or not r["label"].strip()]
-    if unlabelled:
-        raise DataError(f"{d.train}: {len(unlabelled)} record(s) without a label in column {d.label_column!r} "
-                        f"(first: {unlabelled[:3]}); label them or remove them")
-    labels = list(dict.fromkeys([r["label"] for r in records] + list(d.label_descriptions)))
+    builtin = d.train == BUILTIN_TOPICS
+    records = [] if builtin else load_labelled(d.train, d.title_column, d.body_column, d.label_column, d.id_column,
+                                               ANY_TEXT_LABEL)
+    labels = list(TOPIC_LABELS) if builtin else list(dict.fromkeys([r["label"] for r in records]
+                                                                   + list(d.label_descriptions)))
     if len(labels) < 2:
         raise DataError(f"data.train {d.train}: expected >= 2 labels in column {d.label_column!r}, found {labels}")
     if d.fallback_label not in labels:
         raise DataError(f"data.fallback_label: expected one of the labels of {d.train} {labels}, got "
                         f"{d.fallback_label!r}; set data.fallback_label=LABEL (the answer below the threshold)")
+    if builtin:
+        records = load_records(d.train, "train", _with_labels(cfg, labels))
     logger.info("labels from %s: %s", d.train, labels)
     return labels, records
 

@@ -47,9 +47,10 @@ def _open(path: Path, fields: Fields) -> RecordReader:
 
 
 def load_labelled(path: str | Path, title_column: str, body_column: str, label_column: str | None,
-                  id_column: str | None, labels: list[str] | None) -> list[dict]:
+                  id_column: str | None, labels: list[str] | str | None) -> list[dict]:
     """Records ``{id, title, body, label}`` (title and body as written in the file; the models clean
-    them); ``label_column=None`` for unlabelled data. Records without an id are named
+    them); ``label_column=None`` for unlabelled data; ``labels`` is the allowed set, or
+    ``ANY_TEXT_LABEL`` when any non-blank text is a label. Records without an id are named
     ``FILE:INDEX`` (0-based)."""
     path = Path(path)
     fields = Fields(body=body_column or None, title=title_column or None, id=id_column or None,
@@ -73,14 +74,21 @@ def load_labelled(path: str | Path, title_column: str, body_column: str, label_c
     return records
 
 
-def _label_problem(record: InputRecord, label_column: str | None, labels: list[str] | None) -> str | None:
+ANY_TEXT_LABEL = "any"  # `labels` of load_labelled when the file itself defines the label set
+
+
+def _label_problem(record: InputRecord, label_column: str | None, labels: list[str] | str | None) -> str | None:
     if not label_column or labels is None:
         return None
     label = record.passthrough.get(label_column)
-    if label in labels:
+    if label is None or (isinstance(label, str) and not label.strip()):  # the field is missing, null or blank
+        expected = "a text label" if labels == ANY_TEXT_LABEL else f"one of {labels}"
+        return f"no label (field {label_column!r} is missing, null or blank); expected {expected}"
+    if not isinstance(label, str):
+        return (f"label {label!r} is {type(label).__name__}, expected text; write it as text "
+                f"(in JSONL: \"{label_column}\": \"{label}\")")
+    if labels == ANY_TEXT_LABEL or label.strip() in labels:
         return None
-    if label is None:  # not "label None": the row lacks the field (or it is null)
-        return f"no label (field {label_column!r} is missing or null); expected one of {labels}"
     return (f"label {label!r} is not in data.labels {labels}; "
             "fix the row or add the label to data.labels in the config")
 
@@ -90,5 +98,6 @@ def _record(record: InputRecord, path: Path, index: int, id_column: str | None, 
     rec = {"id": str(rid) if rid is not None else f"{path.name}:{index}",
            "title": record.original["title"], "body": record.original["body"]}
     if label_column:
-        rec["label"] = record.passthrough.get(label_column)
+        label = record.passthrough.get(label_column)
+        rec["label"] = label.strip() if isinstance(label, str) else label  # " energy" is the label "energy"
     return rec

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from xinwen.inference.encoders.loading import check_model_source
+from xinwen.inference.encoders.pooling import POOLING_KEY
 from xinwen.inference.settings import TextSettings
 from xinwen.inference.text import ArticleText
 from xinwen.inference.topic.classifier import encode_for_classifier
@@ -26,6 +27,12 @@ def classifier_from_encoder(cfg, labels: list[str]):
         label2id={label: i for i, label in enumerate(labels)},
         trust_remote_code=cfg.model.trust_remote_code, **extra_kwargs,
     )
+    if getattr(model.config, POOLING_KEY, None):
+        # A few-shot folder used as the starting encoder: the new head reads the first token, so the
+        # saved folder must not ask for mean pooling (the few-shot recipe sets it again when it saves).
+        logger.info("%s was saved with %s=%s; the new head reads the first token instead", source, POOLING_KEY,
+                    getattr(model.config, POOLING_KEY))
+        delattr(model.config, POOLING_KEY)
     return model, tokenizer
 
 

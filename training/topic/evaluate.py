@@ -66,7 +66,8 @@ def _eval_records(cfg: TopicConfig, data: str | None) -> tuple[str, list[dict]]:
 def training_records(cfg: TopicConfig) -> list[dict]:
     """The records a folder's model learnt from: the baseline trains on the same ones."""
     if cfg.recipe == "fewshot":
-        return fewshot_data(cfg).examples
+        data = fewshot_data(cfg)
+        return data.examples + data.descriptions if data.examples else []  # zero-shot: nothing to fit TF-IDF on
     return load_topic_splits(cfg)[0]
 
 

@@ -25,7 +25,7 @@ from xinwen.inference.topic.first_stage import remove_first_stage
 from xinwen.inference.topic.lexical import remove_lexical
 from xinwen.inference.topic.ngram_model import NgramModel
 from xinwen.training.config.sections import TopicConfig
-from xinwen.training.data.topic import load_topic_splits
+from xinwen.training.data.topic import DESCRIPTION_ID, load_topic_splits
 from xinwen.training.loop import LengthBucketSampler, Task, TrainingRun, run_training
 from xinwen.training.model_card import write_model_card
 from xinwen.training.run_folder import RunFolder, data_fingerprint
@@ -112,7 +112,8 @@ class TopicSetup:
         model, self.tokenizer = self._load_model()
         encoded = training_windows(self.tokenizer, self.data.train_articles, cfg.text)
         y = [data.label2id[r["label"]] for r in data.train_records]
-        always = [str(r.get("id", "")).startswith("extra-") for r in data.train_records]
+        # Written by the user or the project, never undersampled: extra articles and label descriptions.
+        always = [str(r.get("id", "")).startswith(("extra-", DESCRIPTION_ID)) for r in data.train_records]
         items = EpochItems(y, data.label2id[cfg.data.fallback_label], cfg.data.fallback_per_epoch, cfg.train.seed, always)
         sampler = LengthBucketSampler([len(ids) for ids in encoded], cfg.train.batch_size,
                                       cfg.train.batch_size * 32, cfg.train.seed, select=items.select)

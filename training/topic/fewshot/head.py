@@ -26,11 +26,26 @@ DEFAULT_C = 10.0  # when too few examples per label for even 2 folds
 
 def cross_validated_c(features: np.ndarray, target: np.ndarray, folds: int = 3) -> tuple[float, float | None]:
     """The C of ``C_GRID`` with the best mean macro-F1 over stratified folds of the examples, and
-    that F1 (None when a label has a single example and no fold can be made)."""
-    smallest = int(np.unique(target, return_counts=True)[1].min()) if len(target) else 0
-    folds = min(folds, smallest)
+    that F1. Labels with a single row (say, known from a description alone) cannot be split and
+    sit out of the folds; with fewer than two labels left, ``DEFAULT_C`` and None."""
+    kinds, counts = np.unique(target, return_counts=True)
+    single = kinds[counts < 2]
+    rows = ~np.isin(target, single)
+    folds = min(folds, int(counts[counts >= 2].min())) if (counts >= 2).sum() >= 2 else 0
     if folds < 2:
+        logger.info("head C=%g: too few examples per label for cross-validation", DEFAULT_C)
         return DEFAULT_C, None
+    if len(single):
+        logger.info("labels %s have one example each: C is cross-validated without them", single.tolist())
+    scores = _fold_scores(features[rows], target[rows], folds)
+    best = max(C_GRID, key=lambda c: (scores[c], -c))  # ties: the stronger regularisation
+    logger.info("head C by %d-fold cross-validation on the examples: %s -> C=%g", folds,
+                {c: round(s, 3) for c, s in scores.items()}, best)
+    return best, scores[best]
+
+
+def _fold_scores(features: np.ndarray, target: np.ndarray, folds: int) -> dict[float, float]:
+    """Mean held-out macro-F1 of each C over the same stratified folds."""
     splits = list(StratifiedKFold(folds, shuffle=True, random_state=0).split(features, target))
     scores = {}
     for c in C_GRID:
@@ -40,10 +55,7 @@ def cross_validated_c(features: np.ndarray, target: np.ndarray, folds: int = 3) 
             model.fit(features[fit_rows], target[fit_rows])
             fold_f1.append(f1_score(target[held_rows], model.predict(features[held_rows]), average="macro"))
         scores[c] = float(np.mean(fold_f1))
-    best = max(C_GRID, key=lambda c: (scores[c], -c))  # ties: the stronger regularisation
-    logger.info("head C by %d-fold cross-validation on the examples: %s -> C=%g", folds,
-                {c: round(s, 3) for c, s in scores.items()}, best)
-    return best, scores[best]
+    return scores
 
 
 def logistic_head(features: np.ndarray, target: np.ndarray, n_labels: int, c: float

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -54,20 +55,20 @@ def train_fewshot(cfg: TopicConfig, overwrite: bool = False) -> TopicTrainingRes
     """Train ``cfg`` (recipe: fewshot) into ``cfg.train.output_dir``: refuse a folder holding
     another run (unless ``overwrite``), or return at once when it already holds this one."""
     t0 = time.time()
-    check_layers_left_to_train(cfg)  # a wrong path or layer count fails before the folder is claimed
-    data = fewshot_data(cfg)
+    check_single_process()
+    data = fewshot_data(cfg)  # a wrong file fails before the encoder is loaded (minutes, once, on a fresh machine)
     missing = missing_labels(data)
     if missing:
         raise DataError(missing)
+    if data.examples:  # a wrong layer count fails before the folder is claimed; zero-shot trains nothing
+        check_layers_left_to_train(cfg)
     cfg.data.labels = data.labels  # the saved config.yaml names the labels it was trained with
     folder = RunFolder.claim(cfg, data_fingerprint(data.examples + data.descriptions, data.dev), overwrite)
     if folder.finished:
         logger.info("%s already holds this run, finished; nothing to train (--overwrite retrains it)", folder.path)
         return TopicTrainingResult(folder.path, json.loads((folder.path / "metrics.json").read_text()))
     learner = FewshotLearner(cfg, data)
-    run = learner.train()
-    if run is not None and not run.accelerator.is_main_process:  # one writer, as the full recipe
-        return TopicTrainingResult(folder.path, {})
+    learner.train()
     files_before = folder.listing()
     metrics = learner.finalize(t0)
     folder.finish(cfg.train.keep_checkpoints, files_before)
@@ -172,6 +173,16 @@ class FewshotLearner:
         articles = [as_article(r, i) for i, r in enumerate(self.data.dev)]
         predicted = [p.label for p in clf.predict(articles, batch_size=self.cfg.train.eval_batch_size)]
         return classification_report([r["label"] for r in self.data.dev], predicted, self.labels)
+
+
+def check_single_process() -> None:
+    """The recipe runs in one process: its contrastive step calls the encoder's top layers
+    directly, which a multi-process (DDP) wrapper would neither expose nor synchronise, and its
+    minutes of work do not pay for a second process."""
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if processes > 1:
+        raise ConfigError([f"recipe: fewshot runs in a single process, got {processes} (WORLD_SIZE, from "
+                           "accelerate launch or torchrun); run `xinwen train fewshot ...` directly"], "this launch")
 
 
 def check_layers_left_to_train(cfg: TopicConfig) -> None:
