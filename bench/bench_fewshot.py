@@ -10,7 +10,9 @@ four learners get exactly those examples:
 * ``probe``: the recipe with no contrastive step (``fewshot.steps=0``): a logistic
   regression on the frozen encoder's mean-pooled embeddings, C cross-validated the same way;
 * ``recipe``: configs/fewshot.yaml as shipped;
-* ``recipe+desc``: the same with one description per label (``data.label_descriptions``).
+* ``recipe+desc``: the same with one description per label (``data.label_descriptions``);
+* ``recipe+ngram``: the same with the n-gram expert on the examples, its weight cross-validated
+  on them (``fewshot.ngram_weight=null``; opt-in, see --methods).
 
 ``zero-shot`` (descriptions only, ``data.train`` null) is scored once. Label sets: ``topics`` (ours:
 the pool is the builtin training split, scored on the dev split and on the People's Daily
@@ -67,10 +69,12 @@ DESCRIPTIONS = {
         "other": "其他新闻：党政工作会议、人事和党建、军队、公安司法和犯罪、工业企业改革、能源交通、建设、贸易、旅游、环境、卫生医疗、灾害救济、社会生活和评论。",
     },
 }
+ALL_METHODS = ["tfidf", "probe", "recipe", "recipe+desc", "recipe+ngram"]
 METHODS = {  # name: config overrides on top of configs/fewshot.yaml
     "probe": ["fewshot.steps=0"],
     "recipe": [],
     "recipe+desc": ["<descriptions>"],
+    "recipe+ngram": ["fewshot.ngram_weight=null"],
 }
 
 
@@ -104,8 +108,10 @@ class ScoredSets:
 FROZEN_EMBEDDINGS: dict[str, np.ndarray] = {}
 
 
-def predict(learner: FewshotLearner, states: list[torch.Tensor], name: str, frozen: bool) -> np.ndarray:
-    """Label indices from the learner's head on its embeddings of ``states``."""
+def predict(learner: FewshotLearner, states: list[torch.Tensor], name: str, frozen: bool,
+            records: list[dict] | None = None) -> np.ndarray:
+    """Label indices from the learner's head on its embeddings of ``states``, times its n-gram
+    expert on ``records`` when it has one (as NewsClassifier combines them)."""
     if frozen and name in FROZEN_EMBEDDINGS:
         features = FROZEN_EMBEDDINGS[name]
     else:
@@ -113,7 +119,11 @@ def predict(learner: FewshotLearner, states: list[torch.Tensor], name: str, froz
         if frozen:
             FROZEN_EMBEDDINGS[name] = features
     head = learner.model.classifier
-    return (features @ head.weight.detach().numpy().T + head.bias.detach().numpy()).argmax(1)
+    logits = torch.from_numpy(features @ head.weight.detach().numpy().T + head.bias.detach().numpy())
+    if learner.lexical is None:
+        return logits.argmax(1).numpy()
+    ngram = learner.lexical.probabilities([as_article(r, i) for i, r in enumerate(records)], learner.labels)
+    return learner.lexical.combine(torch.softmax(logits, 1), ngram).argmax(1).numpy()
 
 
 def check_folder_agrees(learner: FewshotLearner, scored: ScoredSets, count: int = 64) -> float:
@@ -124,9 +134,7 @@ def check_folder_agrees(learner: FewshotLearner, scored: ScoredSets, count: int 
     clf = NewsClassifier.from_pretrained(learner.cfg.train.output_dir, device="cpu")
     records = scored.records[name][:count]
     from_folder = [p.label for p in clf.predict([{"title": r["title"], "body": r["body"]} for r in records])]
-    head = learner.model.classifier
-    features = learner.embed(scored.states[name][:count])
-    cached = (features @ head.weight.detach().numpy().T + head.bias.detach().numpy()).argmax(1)
+    cached = predict(learner, scored.states[name][:count], name, False, records)
     agreement = float(np.mean([a == learner.labels[b] for a, b in zip(from_folder, cached)]))
     logger.info("saved folder vs cached-state predictions on %d %s articles: %.3f agree", count, name, agreement)
     return agreement
@@ -151,6 +159,7 @@ def run_learner(method: str, labels: list[str], examples: list[dict], seed: int,
     learner = FewshotLearner(cfg, data)
     learner.train()
     learner.fit_head()
+    learner.fit_ngram()
     return learner, cfg
 
 
@@ -167,7 +176,10 @@ def main() -> None:
     parser.add_argument("--label-set", default="topics", choices=["topics", "topics2"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 32, 64, 128])
     parser.add_argument("--draws", type=int, default=3)
-    parser.add_argument("--methods", nargs="+", default=["tfidf", *METHODS])
+    parser.add_argument("--merge", action="store_true",
+                        help="add these runs to the label set's saved results (the table shows all of them)")
+    parser.add_argument("--methods", nargs="+", default=["tfidf", "probe", "recipe", "recipe+desc"],
+                        choices=["tfidf", *METHODS])
     parser.add_argument("--description-sizes", type=int, nargs="*", default=[16],
                         help="sizes at which recipe+desc runs (each run costs as much as the recipe)")
     parser.add_argument("--newspaper-sample", type=int, default=1000,
@@ -180,7 +192,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     OUT.mkdir(parents=True, exist_ok=True)
     labels, pool, fixed_sets = label_set_data(args.label_set, args.newspaper_sample)
-    results: dict = {}
+    saved = OUT / f"fewshot_{args.label_set}.json"
+    results: dict = json.loads(saved.read_text()) if args.merge and saved.is_file() else {}
     zero_learner, zero_cfg = run_learner("zero-shot", labels, [], 0, work, args.label_set)
     scored_cache: dict = {}
 
@@ -217,16 +230,18 @@ def main() -> None:
                 else:
                     learner, _ = run_learner(method, labels, examples, draw, work, args.label_set)
                     frozen = method == "probe" and fixed_sets is not None
-                    row = {name: score(scored, name, [labels[i] for i in predict(learner, st, name, frozen)])
-                           for name, st in scored.states.items()}
+                    row = {name: score(scored, name, [labels[i] for i in predict(
+                        learner, st, name, frozen, scored.records[name])]) for name, st in scored.states.items()}
                 row["seconds"] = round(time.time() - t0, 1)
-                if method == "recipe" and "folder_agreement" not in results:
-                    results["folder_agreement"] = check_folder_agrees(learner, scored)
+                if method == "recipe+ngram":
+                    row["ngram_weight"] = learner.lexical.settings.weight if learner.lexical else 0.0
+                if method.startswith("recipe") and f"folder_agreement {method}" not in results:
+                    results[f"folder_agreement {method}"] = check_folder_agrees(learner, scored)
                 if method != "tfidf":
                     shutil.rmtree(learner.cfg.train.output_dir, ignore_errors=True)  # ~1 GB of weights each
                 results.setdefault(f"{method}@{size}", []).append(row)
                 logger.info("n=%d draw %d %s: %s", size, draw, method, row)
-                (OUT / f"fewshot_{args.label_set}.json").write_text(json.dumps(results, indent=2))
+                saved.write_text(json.dumps(results, indent=2))
     write_table(results, args, work)
 
 
@@ -234,8 +249,9 @@ def write_table(results: dict, args, work: Path) -> None:
     sets = [k for k in results["zero-shot"]]
     lines = ["| examples per label | method | " + " | ".join(sets) + " | seconds |",
              "|---:|---|" + "---:|" * (len(sets) + 1)]
-    for size in args.sizes:
-        for method in args.methods:
+    sizes = sorted({int(key.split("@")[1]) for key in results if "@" in key})
+    for size in sizes:
+        for method in ALL_METHODS:
             rows = results.get(f"{method}@{size}", [])
             if rows:
                 cells = [f"{np.mean([r[s] for r in rows]):.3f} ± {np.std([r[s] for r in rows]):.3f}" for s in sets]
@@ -255,8 +271,10 @@ def plot(results: dict, args, sets: list[str], path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(sets), figsize=(5 * len(sets), 4), squeeze=False)
     for ax, name in zip(axes[0], sets):
-        for method in args.methods:
-            sizes = [s for s in args.sizes if results.get(f"{method}@{s}")]
+        for method in ALL_METHODS:
+            sizes = sorted(int(key.split("@")[1]) for key in results if key.split("@")[0] == method)
+            if not sizes:
+                continue
             means = [np.mean([r[name] for r in results[f"{method}@{s}"]]) for s in sizes]
             ax.plot(sizes, means, marker="o", label=method)
         ax.axhline(results["zero-shot"][name], linestyle="--", color="grey", label="zero-shot")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from xinwen.inference.text import as_article
 from xinwen.inference.topic.classifier import NewsClassifier
 from xinwen.training.cli import main
 from xinwen.training.config.loading import ConfigError
@@ -299,3 +300,29 @@ def test_freezing_every_layer_is_refused_before_training(tiny_encoder_dir, tmp_p
     with pytest.raises(ConfigError, match="model.freeze_layers"):
         train_fewshot(cfg)
     assert not (tmp_path / "x").exists()  # the output folder is not claimed by a run that cannot train
+
+
+def test_the_ngram_expert_is_saved_beside_the_head_and_used_by_the_classifier(tiny_encoder_dir, tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", topic_records(6))
+    out = tmp_path / "ngram"
+    train_fewshot(load_config(None, fewshot_overrides(tiny_encoder_dir, out, f"data.train={train}",
+                                                      "fewshot.ngram_weight=0.5")))
+    assert json.loads((out / "metrics.json").read_text())["ngram_weight"] == 0.5
+    with_expert, alone = NewsClassifier.from_pretrained(out), NewsClassifier.from_pretrained(out, lexical=False)
+    assert with_expert.lexical is not None and with_expert.lexical.settings.weight == 0.5
+    articles = [as_article(r, i) for i, r in enumerate(topic_records(1))]
+    assert not torch.allclose(with_expert.probabilities(articles), alone.probabilities(articles))
+
+
+def test_the_ngram_weight_is_cross_validated_on_the_examples_when_null(tiny_encoder_dir, tmp_path):
+    from xinwen.training.topic.fewshot.ngram import WEIGHT_GRID
+
+    train = write_jsonl(tmp_path / "train.jsonl", topic_records(6))
+    out = tmp_path / "cv"
+    train_fewshot(load_config(None, fewshot_overrides(tiny_encoder_dir, out, f"data.train={train}",
+                                                      "fewshot.ngram_weight=null")))
+    saved = json.loads((out / "metrics.json").read_text())
+    assert sorted(float(w) for w in saved["ngram_weight_scores"]) == sorted(WEIGHT_GRID)
+    best = max(WEIGHT_GRID, key=lambda w: (saved["ngram_weight_scores"][str(w)], -w))
+    assert saved["ngram_weight"] == best
+    assert (out / "lexical.json").is_file() == (best > 0)

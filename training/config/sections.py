@@ -201,6 +201,10 @@ class FewshotSection:
     head_c: Optional[float] = None
     # Softmax temperature of a label known from its description only (cosine / temperature).
     description_temperature: float = 0.05
+    # The n-gram expert (character TF-IDF + LR on the same examples) multiplied into the head:
+    # 0 = off, a number = its weight, null = the weight cross-validated on the examples among
+    # 0, 0.25, 0.5 and 1 (training/topic/fewshot/ngram.py).
+    ngram_weight: Optional[float] = 0.0
 
     def __post_init__(self):
         raise_problems(check_ranges(self, "fewshot.", [
@@ -208,6 +212,7 @@ class FewshotSection:
             ("lr", ABOVE_0, BELOW_1, "a learning rate"),
             ("head_c", ABOVE_0, None, "inverse regularisation strength; null = cross-validated"),
             ("description_temperature", ABOVE_0, None, "softmax temperature of cosine scores"),
+            ("ngram_weight", AT_LEAST_0, None, "0 = off; null = cross-validated on the examples"),
         ]))
 
 

@@ -10,8 +10,9 @@ setup -> train -> finalize, as the full recipe (training/topic/train.py), with o
   ``fewshot.steps`` steps of label-balanced batches (batches.py).
 * finalize: the head - a logistic regression on the mean-pooled embeddings, C cross-validated
   on the examples, or description prototypes when there is no example at all (head.py) - goes
-  into the model's ``classifier`` layer; the folder is an ordinary topic folder whose
-  config.json asks for mean pooling (inference/encoders/pooling.py).
+  into the model's ``classifier`` layer; optionally (``fewshot.ngram_weight``) an n-gram expert
+  on the same examples is saved beside it (ngram.py); the folder is an ordinary topic folder
+  whose config.json asks for mean pooling (inference/encoders/pooling.py).
 
 There is no dev split to choose anything on. A dev split, when the config names one, is only
 reported.
@@ -45,6 +46,7 @@ from xinwen.training.run_folder import RunFolder, data_fingerprint
 from xinwen.training.topic.encoder_setup import classifier_from_encoder, freeze_bottom, training_windows
 from xinwen.training.topic.fewshot.contrastive import ContrastiveTask
 from xinwen.training.topic.fewshot.head import cross_validated_c, logistic_head, prototype_head
+from xinwen.training.topic.fewshot.ngram import cross_validated_weight, ngram_expert
 from xinwen.training.topic.metrics import classification_report
 from xinwen.training.topic.train import TopicTrainingResult, save_topic_folder
 
@@ -94,6 +96,7 @@ class FewshotLearner:
         self.target = np.array([self.labels.index(r["label"]) for r in self.records])
         self.settings = ClassifierSettings(text=cfg.text, fallback_label=cfg.data.fallback_label,
                                            threshold=cfg.threshold)
+        self.features, self.head_c, self.lexical = None, None, None  # set by fit_head and fit_ngram
 
     def train(self):
         """Load the encoder, cache the examples' frozen states, run the contrastive step on the
@@ -135,7 +138,7 @@ class FewshotLearner:
 
     def fit_head(self) -> dict:
         """The head into ``model.classifier``; returns what metrics.json records about it."""
-        features = self.embed(self.states)
+        features = self.features = self.embed(self.states)
         if self.data.examples:
             c, cv_f1 = ((self.cfg.fewshot.head_c, None) if self.cfg.fewshot.head_c is not None
                         else cross_validated_c(features, self.target))
@@ -148,14 +151,32 @@ class FewshotLearner:
         with torch.no_grad():
             self.model.classifier.weight.copy_(torch.from_numpy(weight))
             self.model.classifier.bias.copy_(torch.from_numpy(bias))
+        self.head_c = report.get("C")
         return report
+
+    def fit_ngram(self) -> dict:
+        """The n-gram expert on the examples and descriptions (``self.lexical``, None when off);
+        returns what metrics.json records about it. Call after ``fit_head``."""
+        weight, scores = self.cfg.fewshot.ngram_weight, {}
+        self.lexical = None
+        if not self.data.examples or weight == 0:
+            return {"ngram_weight": 0.0}
+        if weight is None:
+            weight, scores = cross_validated_weight(self.features, self.records, self.target, self.labels, self.head_c)
+        if weight > 0:
+            report = {"chosen_by": "cross-validation on the examples" if scores else "fewshot.ngram_weight",
+                      "cross_validated_macro_f1": {str(w): round(s, 4) for w, s in scores.items()}}
+            self.lexical = ngram_expert(self.records, self.labels, weight, report)
+        return {"ngram_weight": weight, "ngram_weight_scores": {str(w): round(s, 4) for w, s in scores.items()}}
 
     def finalize(self, t0: float) -> dict:
         """Head, folder files, metrics.json and the model card."""
         cfg, out = self.cfg, Path(self.cfg.train.output_dir)
-        head_report = self.fit_head()
+        head_report = {**self.fit_head(), **self.fit_ngram()}
         setattr(self.model.config, POOLING_KEY, "mean")
         save_topic_folder(out, self.model, self.tokenizer, self.settings)
+        if self.lexical is not None:
+            self.lexical.save(out)
         metrics = {"recipe": "fewshot", **head_report, "train_records": len(self.data.examples),
                    "examples_per_label": dict(Counter(r["label"] for r in self.data.examples)),
                    "descriptions": sorted(cfg.data.label_descriptions), "train_seconds": round(time.time() - t0, 1),
