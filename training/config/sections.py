@@ -203,8 +203,9 @@ class FewshotSection:
     description_temperature: float = 0.05
     # The n-gram expert (character TF-IDF + LR on the same examples) multiplied into the head:
     # 0 = off, a number = its weight, null = the weight cross-validated on the examples among
-    # 0, 0.25, 0.5 and 1 (training/topic/fewshot/ngram.py).
-    ngram_weight: Optional[float] = 0.0
+    # 0, 0.25, 0.5 and 1 (training/topic/fewshot/ngram.py). null: level with the head alone up to
+    # 16 examples per label, ahead from 32 on (docs/benchmarks.md, "Few-shot").
+    ngram_weight: Optional[float] = None
 
     def __post_init__(self):
         raise_problems(check_ranges(self, "fewshot.", [
