@@ -28,20 +28,28 @@ def cross_validated_c(features: np.ndarray, target: np.ndarray, folds: int = 3) 
     """The C of ``C_GRID`` with the best mean macro-F1 over stratified folds of the examples, and
     that F1. Labels with a single row (say, known from a description alone) cannot be split and
     sit out of the folds; with fewer than two labels left, ``DEFAULT_C`` and None."""
-    kinds, counts = np.unique(target, return_counts=True)
-    single = kinds[counts < 2]
-    rows = ~np.isin(target, single)
-    folds = min(folds, int(counts[counts >= 2].min())) if (counts >= 2).sum() >= 2 else 0
+    rows, folds = foldable_rows(target, folds)
     if folds < 2:
         logger.info("head C=%g: too few examples per label for cross-validation", DEFAULT_C)
         return DEFAULT_C, None
-    if len(single):
-        logger.info("labels %s have one example each: C is cross-validated without them", single.tolist())
     scores = _fold_scores(features[rows], target[rows], folds)
     best = max(C_GRID, key=lambda c: (scores[c], -c))  # ties: the stronger regularisation
     logger.info("head C by %d-fold cross-validation on the examples: %s -> C=%g", folds,
                 {c: round(s, 3) for c, s in scores.items()}, best)
     return best, scores[best]
+
+
+def foldable_rows(target: np.ndarray, folds: int) -> tuple[np.ndarray, int]:
+    """The rows that stratified folds can use (labels with at least 2 rows: a label known from its
+    description alone has 1) and how many folds they allow (below 2: none)."""
+    kinds, counts = np.unique(target, return_counts=True)
+    enough = counts >= 2
+    if enough.sum() < 2:
+        return np.zeros(0, dtype=int), 0
+    if not enough.all():
+        logger.info("labels %s have one example each: they sit out of the cross-validation",
+                    kinds[~enough].tolist())
+    return np.flatnonzero(np.isin(target, kinds[enough])), min(folds, int(counts[enough].min()))
 
 
 def _fold_scores(features: np.ndarray, target: np.ndarray, folds: int) -> dict[float, float]:

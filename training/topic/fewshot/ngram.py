@@ -23,6 +23,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from xinwen.inference.text import as_article
 from xinwen.inference.topic.lexical import LexicalExpert, LexicalSettings
+from xinwen.training.topic.fewshot.head import foldable_rows
 from xinwen.training.topic.lexical_fit import fit_tfidf
 
 logger = logging.getLogger(__name__)
@@ -41,9 +42,7 @@ def cross_validated_weight(features: np.ndarray, records: Sequence[dict], target
     """The weight of ``WEIGHT_GRID`` whose product of head and n-gram model has the best mean
     held-out macro-F1 (ties: the smaller weight), and every weight's score. Labels with a single
     row sit out of the folds; with too few rows the weight is 0."""
-    kinds, counts = np.unique(target, return_counts=True)
-    rows = np.flatnonzero(np.isin(target, kinds[counts >= 2]))
-    folds = min(folds, int(counts[counts >= 2].min())) if (counts >= 2).sum() >= 2 else 0
+    rows, folds = foldable_rows(target, folds)
     if folds < 2:
         logger.info("n-gram expert off: too few examples per label to choose its weight")
         return 0.0, {}
