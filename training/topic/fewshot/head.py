@@ -52,6 +52,11 @@ def foldable_rows(target: np.ndarray, folds: int) -> tuple[np.ndarray, int]:
     return np.flatnonzero(np.isin(target, kinds[enough])), min(folds, int(counts[enough].min()))
 
 
+def balanced_regression(c: float) -> LogisticRegression:
+    """The class-balanced logistic regression every cross-validation fold fits (head and n-gram weight)."""
+    return LogisticRegression(C=c, class_weight="balanced", max_iter=3000)
+
+
 def _fold_scores(features: np.ndarray, target: np.ndarray, folds: int) -> dict[float, float]:
     """Mean held-out macro-F1 of each C over the same stratified folds."""
     splits = list(StratifiedKFold(folds, shuffle=True, random_state=0).split(features, target))
@@ -59,8 +64,7 @@ def _fold_scores(features: np.ndarray, target: np.ndarray, folds: int) -> dict[f
     for c in C_GRID:
         fold_f1 = []
         for fit_rows, held_rows in splits:
-            model = LogisticRegression(C=c, class_weight="balanced", max_iter=3000)
-            model.fit(features[fit_rows], target[fit_rows])
+            model = balanced_regression(c).fit(features[fit_rows], target[fit_rows])
             fold_f1.append(f1_score(target[held_rows], model.predict(features[held_rows]), average="macro"))
         scores[c] = float(np.mean(fold_f1))
     return scores

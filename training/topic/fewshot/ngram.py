@@ -17,13 +17,12 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
 from xinwen.inference.text import as_article
 from xinwen.inference.topic.lexical import LexicalExpert, LexicalSettings
-from xinwen.training.topic.fewshot.head import foldable_rows
+from xinwen.training.topic.fewshot.head import balanced_regression, foldable_rows
 from xinwen.training.topic.lexical_fit import fit_tfidf
 
 logger = logging.getLogger(__name__)
@@ -63,7 +62,7 @@ def cross_validated_weight(features: np.ndarray, records: Sequence[dict], target
 def _fold_log_probabilities(features, records, target, labels, c, fit_rows, held_rows):
     """Log-probabilities of the held-out rows, over all labels, from a head and an n-gram model
     fitted on the other rows."""
-    head = LogisticRegression(C=c, class_weight="balanced", max_iter=3000).fit(features[fit_rows], target[fit_rows])
+    head = balanced_regression(c).fit(features[fit_rows], target[fit_rows])
     head_log = np.full((len(held_rows), len(labels)), np.log(1e-9))
     head_log[:, head.classes_] = np.log(np.clip(head.predict_proba(features[held_rows]), 1e-9, None))
     fitted = [records[i] for i in fit_rows]

@@ -163,11 +163,12 @@ class FewshotLearner:
             return {"ngram_weight": 0.0}
         if weight is None:
             weight, scores = cross_validated_weight(self.features, self.records, self.target, self.labels, self.head_c)
+        rounded = {str(w): round(s, 4) for w, s in scores.items()}
         if weight > 0:
             report = {"chosen_by": "cross-validation on the examples" if scores else "fewshot.ngram_weight",
-                      "cross_validated_macro_f1": {str(w): round(s, 4) for w, s in scores.items()}}
+                      "cross_validated_macro_f1": rounded}
             self.lexical = ngram_expert(self.records, self.labels, weight, report)
-        return {"ngram_weight": weight, "ngram_weight_scores": {str(w): round(s, 4) for w, s in scores.items()}}
+        return {"ngram_weight": weight, "ngram_weight_scores": rounded}
 
     def finalize(self, t0: float) -> dict:
         """Head, folder files, metrics.json and the model card."""
