@@ -23,6 +23,14 @@ def test_dotted_overrides_are_parsed_as_yaml_and_typed():
     assert cfg.data.labels == ["a", "b", "other"]
 
 
+def test_choices_that_mean_off_survive_yaml_reading_them_as_false():
+    # YAML 1.1 reads a bare `no` as False: `train.mixed_precision=no` was refused as "got False".
+    cfg = load_config(CONFIGS / "topic.yaml", ["train.mixed_precision=no", "train.class_weighting=off"])
+    assert cfg.train.mixed_precision == "no" and cfg.train.class_weighting == "none"
+    with pytest.raises(ConfigError, match="train.head_init"):
+        load_config(CONFIGS / "topic.yaml", ["train.head_init=no"])
+
+
 def test_all_problems_are_reported_at_once_with_key_names():
     with pytest.raises(ConfigError) as err:
         load_config(CONFIGS / "topic.yaml", ["train.lrr=1", "text.long_text=sideways", "train.epochs=many"])

@@ -74,7 +74,9 @@ def dequantize_q4(raw: memoryview | bytes, n_values: int) -> np.ndarray:
     return values.reshape(-1)
 
 
-def read_e5_file(path: str | Path) -> E5File:
+def read_e5_file(path: str | Path, raw: bool = False) -> E5File:
+    """Parse ``path``; with ``raw=True`` each tensor is kept as ``(dtype, n_values, bytes)`` as
+    stored, for tools that rewrite the file (bench/slim_e5.py) rather than run it."""
     # Over 60 lines on purpose: it walks the binary layout field by field, top to bottom, the
     # way the format reads; split up, the offsets would be threaded through several helpers.
     data = Path(path).read_bytes()
@@ -129,11 +131,13 @@ def read_e5_file(path: str | Path) -> E5File:
         off += 1
         n_values, t_off, n_bytes = struct.unpack_from("<IQQ", data, off)
         off += 20
-        raw = view[t_off : t_off + n_bytes]
-        if dtype == 0:
-            tensors[name] = np.frombuffer(raw, np.float32, n_values).copy()
-        elif dtype == 1:
-            tensors[name] = dequantize_q4(raw, n_values)
-        else:
+        stored = view[t_off : t_off + n_bytes]
+        if dtype not in (0, 1):
             raise E5FormatError(f"{path}: tensor {name} has unknown dtype {dtype}")
+        if raw:
+            tensors[name] = (dtype, n_values, bytes(stored))
+        elif dtype == 0:
+            tensors[name] = np.frombuffer(stored, np.float32, n_values).copy()
+        else:
+            tensors[name] = dequantize_q4(stored, n_values)
     return E5File(header, tokenizer, tensors)

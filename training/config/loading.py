@@ -216,6 +216,8 @@ def _coerce(tp, value, key: str, problems: list[str]):
         problems.extend(sub or [f"{key}: expected {tp}, got {value!r}"])
         return False, None
     if origin is Literal:
+        if value is False:  # YAML reads `no`, `off` and `false` as False: the choice that means off
+            value = next((off for off in ("no", "none") if off in args), value)
         if value in args:
             return True, value
         problems.append(f"{key}: expected one of {list(args)}, got {value!r}")
