@@ -127,11 +127,14 @@ class CopyEncoderDecoderModel(EncoderDecoderModel):
                                                             generation_config):
         model_kwargs = super()._prepare_text_encoder_decoder_kwargs_for_generation(
             inputs_tensor, model_kwargs, model_input_name, generation_config)
-        encoded = model_kwargs["encoder_outputs"]
-        model_kwargs["encoder_outputs"] = CopySourceOutput(
-            last_hidden_state=encoded.last_hidden_state, hidden_states=encoded.hidden_states,
-            attentions=encoded.attentions, source_ids=inputs_tensor)
-        return model_kwargs
+        return _with_source_ids(model_kwargs, inputs_tensor)
+
+    def _prepare_encoder_decoder_kwargs_for_generation(self, inputs_tensor, model_kwargs, model_input_name,
+                                                       generation_config):
+        # The same hook under its name before transformers 5.2x renamed it (we accept >=5.0).
+        model_kwargs = super()._prepare_encoder_decoder_kwargs_for_generation(
+            inputs_tensor, model_kwargs, model_input_name, generation_config)
+        return _with_source_ids(model_kwargs, inputs_tensor)
 
     def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, decoder_attention_mask=None,
                 encoder_outputs=None, cache=None, inputs_embeds=None, decoder_inputs_embeds=None, labels=None,
@@ -160,9 +163,11 @@ class CopyEncoderDecoderModel(EncoderDecoderModel):
         if kwargs.pop("return_dict", True) is False:
             raise ValueError("CopyEncoderDecoderModel returns ModelOutput objects only (return_dict=False unsupported)")
         kwargs.pop("output_hidden_states", None)
+        field = _cache_field()
+        cache = kwargs.pop(field, None) if cache is None else cache
         out = super().forward(attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
                               decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
-                              cache=cache, decoder_inputs_embeds=decoder_inputs_embeds, use_cache=use_cache,
+                              decoder_inputs_embeds=decoder_inputs_embeds, use_cache=use_cache, **{field: cache},
                               decoder_output_hidden_states=True, **kwargs)
         log_probs = self.copy_head(out.decoder_hidden_states[-1], encoder_outputs.last_hidden_state,
                                    attention_mask, source_ids, out.logits, decoder_input_ids)
@@ -170,9 +175,24 @@ class CopyEncoderDecoderModel(EncoderDecoderModel):
         if labels is not None:
             loss = nn.functional.nll_loss(log_probs.reshape(-1, log_probs.shape[-1]), labels.reshape(-1),
                                           ignore_index=-100)
-        return Seq2SeqLMOutput(loss=loss, logits=log_probs, cache=out.cache,
+        return Seq2SeqLMOutput(loss=loss, logits=log_probs, **{field: getattr(out, field)},
                                decoder_attentions=out.decoder_attentions, cross_attentions=out.cross_attentions,
                                encoder_last_hidden_state=encoder_outputs.last_hidden_state)
+
+
+def _with_source_ids(model_kwargs: dict, inputs_tensor) -> dict:
+    """Generation's encoder outputs, carrying the source ids the copy head scatters onto."""
+    encoded = model_kwargs["encoder_outputs"]
+    model_kwargs["encoder_outputs"] = CopySourceOutput(
+        last_hidden_state=encoded.last_hidden_state, hidden_states=encoded.hidden_states,
+        attentions=encoded.attentions, source_ids=inputs_tensor)
+    return model_kwargs
+
+
+def _cache_field() -> str:
+    # transformers renamed the decoder cache from `past_key_values` to `cache` within 5.x; the
+    # model speaks whichever name the installed release uses (we accept transformers>=5.0).
+    return "cache" if "cache" in Seq2SeqLMOutput.__dataclass_fields__ else "past_key_values"
 
 
 def copy_config_from(data: dict) -> CopyEncoderDecoderConfig:
