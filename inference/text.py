@@ -182,3 +182,15 @@ def chunk_ids(ids: list[int], budget: int, stride: int, max_chunks: int) -> list
         if start + budget >= len(ids) or (max_chunks and len(chunks) == max_chunks):
             break
     return chunks
+
+
+def lcs_length(a, b) -> int:
+    """Length of the longest common subsequence of two sequences (strings or token lists): the
+    core of ROUGE-L and of the headline check that a title is a copy of a body sentence."""
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]

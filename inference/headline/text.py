@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from xinwen.inference.text import ArticleText, clean_title, normalise_text
+from xinwen.inference.text import ArticleText, clean_title, lcs_length, normalise_text
 
 # CJK ideographs (basic block, extension A, compatibility) - what "a Chinese character" means here.
 CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -48,18 +48,6 @@ def letters_and_digits(text: str) -> tuple[str, list[int]]:
     return "".join(m.group() for m in found).lower(), [m.start() for m in found]
 
 
-def _lcs_length(a: str, b: str) -> int:
-    if not a or not b:
-        return 0
-    prev = [0] * (len(b) + 1)
-    for ca in a:
-        cur = [0]
-        for j, cb in enumerate(b):
-            cur.append(prev[j] + 1 if ca == cb else max(prev[j + 1], cur[j]))
-        prev = cur
-    return prev[-1]
-
-
 def strip_title_copy(body: str, title: str, max_rounds: int = 3) -> str:
     """Drop copies of ``title`` at the start of ``body``: verbatim, with other punctuation or a
     short tag before it ("[转载]..."), or a near-copy as the first line or sentence.
@@ -79,7 +67,7 @@ def strip_title_copy(body: str, title: str, max_rounds: int = 3) -> str:
             first = _SENTENCE_END.split(body, maxsplit=1)[0]
             fkey, _ = letters_and_digits(first)
             # A first segment about as long as the title that mostly *is* the title.
-            if not fkey or len(fkey) > 1.5 * len(tkey) + 6 or _lcs_length(tkey, fkey) < 0.8 * len(tkey):
+            if not fkey or len(fkey) > 1.5 * len(tkey) + 6 or lcs_length(tkey, fkey) < 0.8 * len(tkey):
                 return body
             cut = len(first)
         body = body[cut:].lstrip(" \n,.:;!?、。，：；！？")

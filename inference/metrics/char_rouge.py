@@ -13,7 +13,8 @@ Load it by file path so no network is involved::
     >>> rouge.compute(predictions=["海关发布数据"], references=["海关总署发布数据"])  # doctest: +SKIP
     {'rouge1': 85.71..., 'rouge2': 66.66..., 'rougeL': 85.71..., ...}
 
-The module is self-contained (``evaluate`` copies it into its cache before importing it).
+``evaluate`` copies this file into its cache before importing it, so it imports only absolute
+names (the LCS is shared with the headline checks through ``xinwen.inference.text``).
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from collections import Counter
 
 import datasets
 import evaluate
+
+from xinwen.inference.text import lcs_length
 
 TOKENIZATION = ("character-level: NFKC, lower-cased, one token per letter or digit character "
                 "(each Chinese character is a token); punctuation and spaces dropped")
@@ -65,23 +68,13 @@ def _ngram_f1(pred: list[str], ref: list[str], n: int) -> float:
     return _f1(sum((pc & rc).values()), sum(pc.values()), sum(rc.values()))
 
 
-def _lcs(a: list[str], b: list[str]) -> int:
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0]
-        for j, y in enumerate(b):
-            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
-        prev = cur
-    return prev[-1]
-
-
 def pair_scores(prediction: str, reference: str) -> dict[str, float]:
     """ROUGE-1/2/L F1 x100 of one prediction against one reference."""
     pred, ref = char_tokens(prediction), char_tokens(reference)
     return {
         "rouge1": 100 * _ngram_f1(pred, ref, 1),
         "rouge2": 100 * _ngram_f1(pred, ref, 2),
-        "rougeL": 100 * _f1(_lcs(pred, ref), len(pred), len(ref)),
+        "rougeL": 100 * _f1(lcs_length(pred, ref), len(pred), len(ref)),
     }
 
 
