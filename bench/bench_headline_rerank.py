@@ -67,8 +67,9 @@ def measure(model_dir: str, data: str, gen, rouge, max_chars: int, batch_size: i
     pairs, name = evaluation_pairs(Path(model_dir), None if data == "dev" else data, max_items)
     start = time.time()
     systems = systems_for(pairs, gen, max_chars, batch_size)
+    seconds = round(time.time() - start, 1)
     report = score_systems(name, pairs, systems, rouge)
-    report["beam_pass_seconds"] = round(time.time() - start, 1)
+    report["beam_pass_seconds"] = seconds
     logger.info("%s: %s", name, json.dumps({k: v for k, v in report.items() if k != "rows"}, ensure_ascii=False))
     return report
 

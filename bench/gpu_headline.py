@@ -8,7 +8,7 @@ checks, reranking and the lead fallback), so this machine needs no metric code. 
 the given order until ``--budget`` seconds have passed; what finished is kept.
 
     python bench/gpu_headline.py --out OUTDIR --data dev builtin:inews-headlines:test rmrb_test.jsonl \
-        --variant base --variant dropout model.decoder_input_dropout=0.1
+        --variant base --variant no_dropout model.decoder_input_dropout=null
 """
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ if [ -d .whl ] && [ "${INSTALL_WHEELS:-1}" = 1 ]; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH=/tmp/site
 fi
-export XINWEN_HOME="${XINWEN_HOME:-/tmp/xinwen_home}"
+# A home of its own: the slim encoder must never replace a user's converted full one.
+export XINWEN_HOME=/tmp/xinwen_gpu_headline_home
 "$PY" - <<'PYEOF'
 import importlib, logging
 from pathlib import Path

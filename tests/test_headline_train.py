@@ -187,7 +187,7 @@ def test_the_decoder_input_dropout_key_reaches_the_model(tmp_path, tiny_encoder_
 
     train, dev, _ = headline_files(tmp_path)
     overrides = headline_overrides(tmp_path, tiny_encoder_dir, train, dev, tmp_path / "run",
-                                   **({"model.decoder_input_dropout": rate} if rate is not None else {}))
+                                   **{"model.decoder_input_dropout": "null" if rate is None else rate})
     cfg = load_config(CONFIG, overrides)
     model = HeadlineSetup(cfg, load_headline_data(cfg)[0])._load_model()
     dropout = model.decoder.bert.embeddings.dropout

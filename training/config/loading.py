@@ -220,7 +220,8 @@ def _coerce(tp, value, key: str, problems: list[str]):
             value = next((off for off in ("no", "none") if off in args), value)
         if value in args:
             return True, value
-        problems.append(f"{key}: expected one of {list(args)}, got {value!r}")
+        hint = " (YAML reads a bare no/off/false as False; quote the value)" if isinstance(value, bool) else ""
+        problems.append(f"{key}: expected one of {list(args)}, got {value!r}{hint}")
         return False, None
     if origin in (list, tuple):
         if isinstance(value, str) and args and args[0] is str:
