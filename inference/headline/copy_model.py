@@ -94,6 +94,11 @@ class CopyHead(nn.Module):
         return torch.logaddexp(generated, copied)
 
 
+# transformers renamed the decoder cache from `past_key_values` to `cache` within 5.x; the model
+# speaks whichever name the installed release uses (we accept transformers>=5.0).
+_CACHE_FIELD = "cache" if "cache" in Seq2SeqLMOutput.__dataclass_fields__ else "past_key_values"
+
+
 class CopyEncoderDecoderModel(EncoderDecoderModel):
     """``EncoderDecoderModel`` + ``CopyHead``; saves and loads like its parent (safetensors), with
     ``architectures: ["CopyEncoderDecoderModel"]`` in config.json (see ``load_seq2seq_model``)."""
@@ -163,7 +168,7 @@ class CopyEncoderDecoderModel(EncoderDecoderModel):
         if kwargs.pop("return_dict", True) is False:
             raise ValueError("CopyEncoderDecoderModel returns ModelOutput objects only (return_dict=False unsupported)")
         kwargs.pop("output_hidden_states", None)
-        field = _cache_field()
+        field = _CACHE_FIELD
         cache = kwargs.pop(field, None) if cache is None else cache
         out = super().forward(attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
                               decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
@@ -187,12 +192,6 @@ def _with_source_ids(model_kwargs: dict, inputs_tensor) -> dict:
         last_hidden_state=encoded.last_hidden_state, hidden_states=encoded.hidden_states,
         attentions=encoded.attentions, source_ids=inputs_tensor)
     return model_kwargs
-
-
-def _cache_field() -> str:
-    # transformers renamed the decoder cache from `past_key_values` to `cache` within 5.x; the
-    # model speaks whichever name the installed release uses (we accept transformers>=5.0).
-    return "cache" if "cache" in Seq2SeqLMOutput.__dataclass_fields__ else "past_key_values"
 
 
 def copy_config_from(data: dict) -> CopyEncoderDecoderConfig:
